@@ -1,0 +1,86 @@
+use burn::config::Config;
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use super::Bone;
+use crate::error::{AdapterError, Result};
+
+/// How a trainable block starts.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum BlockInit {
+    /// All zeros: the adapted layer starts equal to the base layer (PEFT `init_weights=True`).
+    Zeros,
+    /// Kaiming-uniform like PyTorch's `kaiming_uniform_(a=√5)` (PEFT `init_weights=False`);
+    /// meant for tests that need a non-identity adapter.
+    KaimingUniform,
+}
+
+/// Configuration of a [`Bone`] adapter for a linear layer `d_input → d_output`.
+#[derive(Config, Debug)]
+pub struct BoneConfig {
+    /// Input features of the adapted layer.
+    pub d_input: usize,
+    /// Output features of the adapted layer.
+    pub d_output: usize,
+    /// Block rank `r`; any value ≥ 1 (it need not divide `d_input`).
+    pub r: usize,
+    /// Initial value of the block.
+    #[config(default = "BlockInit::Zeros")]
+    pub init: BlockInit,
+    /// Dropout on the adapter's input during training (PEFT `miss_dropout`).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl BoneConfig {
+    /// Builds the adapter: block `[r, d_output]`.
+    ///
+    /// # Errors
+    /// [`AdapterError::InvalidRank`] when `r == 0`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Bone<B>> {
+        if self.r == 0 {
+            return Err(AdapterError::InvalidRank {
+                layer: String::new(),
+                r: self.r,
+            });
+        }
+        let dropout = dropout(self.dropout)?;
+        let shape = [self.r, self.d_output];
+        let block = match self.init {
+            BlockInit::Zeros => Param::from_tensor(Tensor::zeros(shape, device)),
+            // PyTorch's fan-in of an [r, out] tensor is `out`.
+            BlockInit::KaimingUniform => kaiming_uniform(shape, self.d_output, device),
+        };
+        Ok(Bone {
+            block,
+            d_input: self.d_input,
+            dropout,
+        })
+    }
+}
+
+/// Checks a dropout probability and builds the module.
+pub(crate) fn dropout(prob: f64) -> Result<Dropout> {
+    if !(0.0..1.0).contains(&prob) {
+        return Err(AdapterError::InvalidDropout {
+            layer: String::new(),
+            prob,
+        });
+    }
+    Ok(DropoutConfig::new(prob).init())
+}
+
+/// `kaiming_uniform_(a=√5)` of PyTorch: U(−1/√fan_in, 1/√fan_in).
+pub(crate) fn kaiming_uniform<B: Backend, const D: usize>(
+    shape: [usize; D],
+    fan_in: usize,
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    let init = Initializer::KaimingUniform {
+        gain: 1.0 / 3.0f64.sqrt(),
+        fan_out_only: false,
+    };
+    init.init_with(shape, Some(fan_in), None, device)
+}

@@ -1,0 +1,193 @@
+//! The hyper-parameters of an adapter, independent of the layer it is put on.
+
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{Adapter, AdapterKind};
+use crate::bat::BatConfig;
+use crate::bone::{BlockInit, BoneConfig};
+use crate::error::Result;
+use crate::lora::LoraConfig;
+
+/// What adapter to build on a layer: the method and its hyper-parameters, without the layer's
+/// shapes (which [`AdapterSpec::build`] takes from the layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum AdapterSpec {
+    /// Bone with block `[r, out]`.
+    Bone {
+        /// Block rank.
+        r: usize,
+        /// Initial block.
+        init: BlockInit,
+        /// Input dropout.
+        dropout: f64,
+    },
+    /// Bat with blocks `[out/r, r, r]`.
+    Bat {
+        /// Block size.
+        r: usize,
+        /// Initial blocks.
+        init: BlockInit,
+    },
+    /// LoRA with `A [r, in]`, `B [out, r]`.
+    Lora {
+        /// Rank.
+        r: usize,
+        /// Scaling numerator.
+        alpha: f64,
+        /// `α / √r` instead of `α / r`.
+        use_rslora: bool,
+        /// Initial `B`.
+        init_b: BlockInit,
+        /// Input dropout.
+        dropout: f64,
+    },
+}
+
+impl AdapterSpec {
+    /// Bone of rank `r`, zero-initialised (the adapted layer starts equal to the base).
+    pub fn bone(r: usize) -> Self {
+        Self::Bone {
+            r,
+            init: BlockInit::Zeros,
+            dropout: 0.0,
+        }
+    }
+
+    /// Bat of block size `r`, zero-initialised.
+    pub fn bat(r: usize) -> Self {
+        Self::Bat {
+            r,
+            init: BlockInit::Zeros,
+        }
+    }
+
+    /// LoRA of rank `r` and scaling `alpha / r`, with `B` zero-initialised.
+    pub fn lora(r: usize, alpha: f64) -> Self {
+        Self::Lora {
+            r,
+            alpha,
+            use_rslora: false,
+            init_b: BlockInit::Zeros,
+            dropout: 0.0,
+        }
+    }
+
+    /// The same spec with random (kaiming-uniform) trainable blocks instead of zeros, so the
+    /// adapter changes the output from the start (PEFT `init_weights=False`).
+    pub fn with_random_init(self) -> Self {
+        match self {
+            Self::Bone { r, dropout, .. } => Self::Bone {
+                r,
+                init: BlockInit::KaimingUniform,
+                dropout,
+            },
+            Self::Bat { r, .. } => Self::Bat {
+                r,
+                init: BlockInit::KaimingUniform,
+            },
+            Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                dropout,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b: BlockInit::KaimingUniform,
+                dropout,
+            },
+        }
+    }
+
+    /// The same spec with another input dropout (ignored by Bat, which has none).
+    pub fn with_dropout(self, prob: f64) -> Self {
+        match self {
+            Self::Bone { r, init, .. } => Self::Bone {
+                r,
+                init,
+                dropout: prob,
+            },
+            Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout: prob,
+            },
+            bat => bat,
+        }
+    }
+
+    /// The method.
+    pub fn kind(&self) -> AdapterKind {
+        match self {
+            Self::Bone { .. } => AdapterKind::Bone,
+            Self::Bat { .. } => AdapterKind::Bat,
+            Self::Lora { .. } => AdapterKind::Lora,
+        }
+    }
+
+    /// The rank / block size.
+    pub fn rank(&self) -> usize {
+        match self {
+            Self::Bone { r, .. } | Self::Bat { r, .. } | Self::Lora { r, .. } => *r,
+        }
+    }
+
+    /// Trainable parameters this spec adds to a `d_input → d_output` layer.
+    pub fn trainable_params(&self, d_input: usize, d_output: usize) -> usize {
+        match self {
+            Self::Bone { r, .. } => r * d_output,
+            Self::Bat { r, .. } => d_output * r,
+            Self::Lora { r, .. } => r * (d_input + d_output),
+        }
+    }
+
+    /// Builds the adapter for a `d_input → d_output` layer.
+    ///
+    /// # Errors
+    /// Invalid rank, Bat divisibility, invalid alpha or dropout (the layer name is left empty;
+    /// [`AdaptedLinear::add_adapter`](crate::AdaptedLinear::add_adapter) fills it in).
+    pub fn build<B: Backend>(
+        &self,
+        d_input: usize,
+        d_output: usize,
+        device: &B::Device,
+    ) -> Result<Adapter<B>> {
+        Ok(match *self {
+            Self::Bone { r, init, dropout } => Adapter::Bone(
+                BoneConfig::new(d_input, d_output, r)
+                    .with_init(init)
+                    .with_dropout(dropout)
+                    .init(device)?,
+            ),
+            Self::Bat { r, init } => {
+                Adapter::Bat(BatConfig::new(d_input, d_output, r).with_init(init).init(device)?)
+            }
+            Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+            } => Adapter::Lora(
+                LoraConfig::new(d_input, d_output, r)
+                    .with_alpha(alpha)
+                    .with_use_rslora(use_rslora)
+                    .with_init_b(init_b)
+                    .with_dropout(dropout)
+                    .init(device)?,
+            ),
+        })
+    }
+}
