@@ -66,7 +66,9 @@ pub enum AdapterError {
     },
 
     /// An adapter name that is already taken on this layer.
-    #[error("adapter `{name}` already exists on layer `{layer}`; delete it first or pick another name")]
+    #[error(
+        "adapter `{name}` already exists on layer `{layer}`; delete it first or pick another name"
+    )]
     DuplicateAdapter {
         /// The name asked for.
         name: String,
@@ -114,7 +116,9 @@ pub enum AdapterError {
     },
 
     /// A tensor whose shape does not match the layer it belongs to.
-    #[error("{file}: tensor `{key}` has shape {found:?}, but layer `{layer}` expects {expected:?}")]
+    #[error(
+        "{file}: tensor `{key}` has shape {found:?}, but layer `{layer}` expects {expected:?}"
+    )]
     ShapeMismatch {
         /// The file (or source) the tensor came from.
         file: String,

@@ -171,9 +171,11 @@ impl AdapterSpec {
                     .with_dropout(dropout)
                     .init(device)?,
             ),
-            Self::Bat { r, init } => {
-                Adapter::Bat(BatConfig::new(d_input, d_output, r).with_init(init).init(device)?)
-            }
+            Self::Bat { r, init } => Adapter::Bat(
+                BatConfig::new(d_input, d_output, r)
+                    .with_init(init)
+                    .init(device)?,
+            ),
             Self::Lora {
                 r,
                 alpha,

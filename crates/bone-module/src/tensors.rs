@@ -89,12 +89,11 @@ pub fn write_safetensors(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| {
-        AdapterError::Safetensors {
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| AdapterError::Safetensors {
             file,
             message: e.to_string(),
-        }
-    })?;
+        })?;
     write_atomic(path, &bytes)
 }
 

@@ -65,6 +65,14 @@ fn forward_keeps_leading_dimensions() {
     layer
         .add_adapter("b", &AdapterSpec::bone(4).with_random_init(), &device)
         .unwrap();
-    assert_eq!(layer.forward(random::<TB, 2>([7, 10], &device)).dims(), [7, 6]);
-    assert_eq!(layer.forward(random::<TB, 4>([2, 3, 4, 10], &device)).dims(), [2, 3, 4, 6]);
+    assert_eq!(
+        layer.forward(random::<TB, 2>([7, 10], &device)).dims(),
+        [7, 6]
+    );
+    assert_eq!(
+        layer
+            .forward(random::<TB, 4>([2, 3, 4, 10], &device))
+            .dims(),
+        [2, 3, 4, 6]
+    );
 }

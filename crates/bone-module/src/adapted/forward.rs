@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::module::linear;
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 
 use super::AdaptedLinear;
 use crate::adapter::Adapter;
@@ -42,7 +42,7 @@ impl<B: Backend> AdaptedLinear<B> {
     /// `[d_input, d_output]` (the stored weight with pending Bat adapters applied; additive
     /// adapters that are not merged are not included).
     pub fn effective_weight(&self) -> Tensor<B, 2> {
-        let weight = self.base.weight.val();
+        let stored = self.base.weight.val();
         let pending_bats: Vec<String> = self
             .pending_adapters()
             .into_iter()
@@ -50,8 +50,9 @@ impl<B: Backend> AdaptedLinear<B> {
             .map(|(n, _)| n.to_string())
             .collect();
         if pending_bats.is_empty() {
-            return weight;
+            return stored;
         }
+        let weight = stored.clone().cast(FloatDType::F32);
         let merged_bats = self.merged_bats();
         let mut all = merged_bats.clone();
         all.extend(pending_bats);
@@ -61,21 +62,23 @@ impl<B: Backend> AdaptedLinear<B> {
             Some(delta) => weight - delta.clone(),
             None => weight,
         };
-        let adapted = match self.apply_bats(without.clone(), &merged_bats, &order, &mut |_, _| Ok(())) {
-            Ok(w) => w,
-            Err(e) => {
-                // Only reachable when a merged Bat block is singular: fall back to applying the
-                // pending adapters on top of the merged ones.
-                log::error!("{e}; applying the pending Bat adapters after the merged ones");
-                let pending: Vec<String> = order[merged_bats.len().min(order.len())..].to_vec();
-                self.apply_bats(without, &[], &pending, &mut |_, _| Ok(()))
-                    .unwrap_or_else(|_| self.base.weight.val())
-            }
-        };
+        let adapted =
+            match self.apply_bats(without.clone(), &merged_bats, &order, &mut |_, _| Ok(())) {
+                Ok(w) => w,
+                Err(e) => {
+                    // Only reachable when a merged Bat block is singular: fall back to applying the
+                    // pending adapters on top of the merged ones.
+                    log::error!("{e}; applying the pending Bat adapters after the merged ones");
+                    let pending: Vec<String> = order[merged_bats.len().min(order.len())..].to_vec();
+                    self.apply_bats(without, &[], &pending, &mut |_, _| Ok(()))
+                        .unwrap_or_else(|_| stored.clone().cast(FloatDType::F32))
+                }
+            };
         match additive {
             Some(delta) => adapted + delta,
             None => adapted,
         }
+        .cast(stored.dtype())
     }
 
     /// Active adapters that are not merged, with their names, in order; empty when adapters
@@ -92,7 +95,7 @@ impl<B: Backend> AdaptedLinear<B> {
             .collect()
     }
 
-    /// The sum of the merged Bone and LoRA updates, if any, in the weight's dtype.
+    /// The sum of the merged Bone and LoRA updates, if any, in f32.
     pub(super) fn merged_additive_delta(&self) -> Option<Tensor<B, 2>> {
         let weight = self.base.weight.val();
         self.state
@@ -100,7 +103,7 @@ impl<B: Backend> AdaptedLinear<B> {
             .iter()
             .filter_map(|name| self.adapter(name))
             .filter(|a| a.is_additive())
-            .map(|a| a.delta_weight(weight.clone()).cast(weight.dtype()))
+            .map(|a| a.delta_weight(weight.clone()).cast(FloatDType::F32))
             .reduce(|acc, d| acc + d)
     }
 }

@@ -6,7 +6,7 @@
 //! same weight as the unmerged forward.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, FloatDType, Tensor};
 
 use super::AdaptedLinear;
 use crate::adapter::Adapter;
@@ -78,7 +78,7 @@ impl<B: Backend> AdaptedLinear<B> {
         all_bats.extend(new.iter().filter(|n| self.is_bat(n)).cloned());
         let order = self.ordered_bats(&all_bats);
 
-        let mut weight = self.base.weight.val();
+        let mut weight = self.base.weight.val().cast(FloatDType::F32);
         let old_additive = self.merged_additive_delta();
         if let Some(delta) = &old_additive {
             weight = weight - delta.clone();
@@ -90,7 +90,7 @@ impl<B: Backend> AdaptedLinear<B> {
         let mut additive = Vec::new();
         for name in new.iter().filter(|n| !self.is_bat(n)) {
             let adapter = &self.adapters[self.require(name)?];
-            weight = weight.clone() + adapter.delta_weight(weight.clone()).cast(weight.dtype());
+            weight = weight.clone() + adapter.delta_weight(weight.clone()).cast(FloatDType::F32);
             check(name, &weight)?;
             additive.push(name.clone());
         }
@@ -122,7 +122,7 @@ impl<B: Backend> AdaptedLinear<B> {
             );
             return Ok(());
         }
-        let mut weight = self.base.weight.val();
+        let mut weight = self.base.weight.val().cast(FloatDType::F32);
         if let Some(delta) = self.merged_additive_delta() {
             weight = weight - delta;
         }
@@ -154,7 +154,12 @@ impl<B: Backend> AdaptedLinear<B> {
                 bats.push(name.clone());
             }
         }
-        bats.sort_by_key(|n| (position(&self.state.active, n), position(&self.state.merged, n)));
+        bats.sort_by_key(|n| {
+            (
+                position(&self.state.active, n),
+                position(&self.state.merged, n),
+            )
+        });
         bats
     }
 
@@ -198,9 +203,11 @@ impl<B: Backend> AdaptedLinear<B> {
         matches!(self.adapter(name), Some(Adapter::Bat(_)))
     }
 
+    /// Stores a weight computed in f32, in the dtype the base weight had.
     fn set_base_weight(&mut self, weight: Tensor<B, 2>) {
         let trainable = self.state.base_trainable;
-        let weight = weight.detach().set_require_grad(trainable);
+        let dtype = self.base.weight.val().dtype();
+        let weight = weight.cast(dtype).detach().set_require_grad(trainable);
         self.base.weight = self.base.weight.clone().map(|_| weight);
     }
 }

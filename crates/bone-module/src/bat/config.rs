@@ -35,7 +35,7 @@ impl BatConfig {
                 r,
             });
         }
-        if self.d_input % r != 0 || self.d_output % r != 0 {
+        if !self.d_input.is_multiple_of(r) || !self.d_output.is_multiple_of(r) {
             return Err(AdapterError::BatDivisibility {
                 layer: String::new(),
                 in_features: self.d_input,

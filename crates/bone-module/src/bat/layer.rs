@@ -89,8 +89,10 @@ impl<B: Backend> Bat<B> {
                 pivot,
             })?;
         }
-        let inverse: Tensor<B, 3> =
-            Tensor::from_data(TensorData::new(values, [na, r, r]), (&device, block.dtype()));
+        let inverse: Tensor<B, 3> = Tensor::from_data(
+            TensorData::new(values, [na, r, r]),
+            (&device, block.dtype()),
+        );
         let inverse_t: Tensor<B, 4> = inverse.swap_dims(1, 2).unsqueeze_dim(0);
         let block_t: Tensor<B, 4> = block.swap_dims(1, 2).unsqueeze_dim(0);
         let blocks = merged

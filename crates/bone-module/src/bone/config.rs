@@ -1,8 +1,8 @@
 use burn::config::Config;
-use burn::module::{Initializer, Param};
+use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Distribution, Tensor};
 
 use super::Bone;
 use crate::error::{AdapterError, Result};
@@ -72,15 +72,17 @@ pub(crate) fn dropout(prob: f64) -> Result<Dropout> {
     Ok(DropoutConfig::new(prob).init())
 }
 
-/// `kaiming_uniform_(a=√5)` of PyTorch: U(−1/√fan_in, 1/√fan_in).
+/// `kaiming_uniform_(a=√5)` of PyTorch: U(−1/√fan_in, 1/√fan_in). Initialised eagerly, so
+/// clones of a fresh module share the values (Burn's lazy params would draw anew per clone).
 pub(crate) fn kaiming_uniform<B: Backend, const D: usize>(
     shape: [usize; D],
     fan_in: usize,
     device: &B::Device,
 ) -> Param<Tensor<B, D>> {
-    let init = Initializer::KaimingUniform {
-        gain: 1.0 / 3.0f64.sqrt(),
-        fan_out_only: false,
-    };
-    init.init_with(shape, Some(fan_in), None, device)
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Param::from_tensor(Tensor::random(
+        shape,
+        Distribution::Uniform(-bound, bound),
+        device,
+    ))
 }

@@ -71,6 +71,6 @@ impl<B: Backend> Bone<B> {
         let block = self.block.val();
         let r = block.dims()[0];
         let chunks = self.d_input.div_ceil(r);
-        block.repeat_dim(0, chunks).slice([0..self.d_input])
+        block.repeat_dim(0, chunks).slice_dim(0, 0..self.d_input)
     }
 }

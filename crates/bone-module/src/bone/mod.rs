@@ -7,6 +7,6 @@
 mod config;
 mod layer;
 
-pub use config::{BlockInit, BoneConfig};
 pub(crate) use config::{dropout, kaiming_uniform};
+pub use config::{BlockInit, BoneConfig};
 pub use layer::Bone;

@@ -230,14 +230,21 @@ impl AdapterConfig {
                 message: "expected a JSON object at the top level".into(),
             });
         };
-        let mut fields = Fields { file, map: &mut map };
+        let mut fields = Fields {
+            file,
+            map: &mut map,
+        };
 
         let peft_type = match fields.take_str("peft_type")?.as_deref() {
             Some("MISS") => PeftType::Miss,
             Some("BONE") => PeftType::Bone,
             Some("LORA") => PeftType::Lora,
             Some(other) => {
-                return Err(fields.invalid("peft_type", "one of MISS, BONE, LORA", &format!("{other:?}")))
+                return Err(fields.invalid(
+                    "peft_type",
+                    "one of MISS, BONE, LORA",
+                    &format!("{other:?}"),
+                ))
             }
             None => return Err(fields.invalid("peft_type", "one of MISS, BONE, LORA", "nothing")),
         };
@@ -272,7 +279,9 @@ impl AdapterConfig {
                 match fields.take("init_weights") {
                     None | Some(Value::Bool(true)) => (AdapterKind::Bone, false, dropout_field),
                     Some(Value::Bool(false)) => (AdapterKind::Bone, true, dropout_field),
-                    Some(Value::String(s)) if s == "bat" => (AdapterKind::Bat, false, dropout_field),
+                    Some(Value::String(s)) if s == "bat" => {
+                        (AdapterKind::Bat, false, dropout_field)
+                    }
                     Some(other) => {
                         return Err(fields.invalid(
                             "init_weights",
@@ -293,19 +302,33 @@ impl AdapterConfig {
             ] {
                 if let Some(v) = fields.map.get(field) {
                     if !v.is_null() && *v != expected {
-                        return Err(fields.invalid(field, &format!("{expected} (not supported otherwise)"), &v.to_string()));
+                        return Err(fields.invalid(
+                            field,
+                            &format!("{expected} (not supported otherwise)"),
+                            &v.to_string(),
+                        ));
                     }
                 }
             }
         }
         if let Some(bias) = fields.map.get("bias") {
             if bias != "none" {
-                return Err(fields.invalid("bias", "\"none\" (adapter biases are not supported)", &bias.to_string()));
+                return Err(fields.invalid(
+                    "bias",
+                    "\"none\" (adapter biases are not supported)",
+                    &bias.to_string(),
+                ));
             }
         }
         let target_modules = match fields.take("target_modules") {
             Some(v) if !v.is_null() => TargetModules::from_json(&v, file, "target_modules")?,
-            _ => return Err(fields.invalid("target_modules", "a list of module names or a regex", "nothing")),
+            _ => {
+                return Err(fields.invalid(
+                    "target_modules",
+                    "a list of module names or a regex",
+                    "nothing",
+                ))
+            }
         };
         let exclude_modules = match fields.take("exclude_modules") {
             Some(v) if !v.is_null() => Some(TargetModules::from_json(&v, file, "exclude_modules")?),
@@ -319,13 +342,21 @@ impl AdapterConfig {
                     .iter()
                     .map(|i| {
                         i.as_u64().map(|v| v as usize).ok_or_else(|| {
-                            fields.invalid("layers_to_transform", "a list of layer indices", &i.to_string())
+                            fields.invalid(
+                                "layers_to_transform",
+                                "a list of layer indices",
+                                &i.to_string(),
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
             Some(other) => {
-                return Err(fields.invalid("layers_to_transform", "a list of layer indices", &other.to_string()))
+                return Err(fields.invalid(
+                    "layers_to_transform",
+                    "a list of layer indices",
+                    &other.to_string(),
+                ))
             }
         };
         let layers_pattern = match fields.take("layers_pattern") {
@@ -336,16 +367,25 @@ impl AdapterConfig {
                     .iter()
                     .map(|i| {
                         i.as_str().map(String::from).ok_or_else(|| {
-                            fields.invalid("layers_pattern", "a string or a list of strings", &i.to_string())
+                            fields.invalid(
+                                "layers_pattern",
+                                "a string or a list of strings",
+                                &i.to_string(),
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
             Some(other) => {
-                return Err(fields.invalid("layers_pattern", "a string or a list of strings", &other.to_string()))
+                return Err(fields.invalid(
+                    "layers_pattern",
+                    "a string or a list of strings",
+                    &other.to_string(),
+                ))
             }
         };
-        let rank_pattern = fields.take_pattern("rank_pattern", |v| v.as_u64().map(|r| r as usize))?;
+        let rank_pattern =
+            fields.take_pattern("rank_pattern", |v| v.as_u64().map(|r| r as usize))?;
         let alpha_pattern = fields.take_pattern("alpha_pattern", Value::as_f64)?;
         let modules_to_save = match fields.take("modules_to_save") {
             None | Some(Value::Null) => None,
@@ -354,13 +394,21 @@ impl AdapterConfig {
                     .iter()
                     .map(|i| {
                         i.as_str().map(String::from).ok_or_else(|| {
-                            fields.invalid("modules_to_save", "a list of module names", &i.to_string())
+                            fields.invalid(
+                                "modules_to_save",
+                                "a list of module names",
+                                &i.to_string(),
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
             Some(other) => {
-                return Err(fields.invalid("modules_to_save", "a list of module names", &other.to_string()))
+                return Err(fields.invalid(
+                    "modules_to_save",
+                    "a list of module names",
+                    &other.to_string(),
+                ))
             }
         };
         let task_type = fields.take_str("task_type")?;
@@ -407,9 +455,15 @@ impl AdapterConfig {
         set(
             &mut map,
             "exclude_modules",
-            self.exclude_modules.as_ref().map_or(Value::Null, TargetModules::to_json),
+            self.exclude_modules
+                .as_ref()
+                .map_or(Value::Null, TargetModules::to_json),
         );
-        set(&mut map, "layers_to_transform", json!(self.layers_to_transform));
+        set(
+            &mut map,
+            "layers_to_transform",
+            json!(self.layers_to_transform),
+        );
         set(
             &mut map,
             "layers_pattern",
@@ -420,7 +474,11 @@ impl AdapterConfig {
         );
         set(&mut map, "modules_to_save", json!(self.modules_to_save));
         set(&mut map, "task_type", json!(self.task_type));
-        set(&mut map, "base_model_name_or_path", json!(self.base_model_name_or_path));
+        set(
+            &mut map,
+            "base_model_name_or_path",
+            json!(self.base_model_name_or_path),
+        );
         set(&mut map, "inference_mode", json!(self.inference_mode));
         if let Some(auto) = &self.auto_mapping {
             set(&mut map, "auto_mapping", auto.clone());
@@ -466,7 +524,10 @@ impl AdapterConfig {
     /// An I/O error naming the path.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
-        write_atomic(&dir.join(ADAPTER_CONFIG_FILE), format!("{text}\n").as_bytes())
+        write_atomic(
+            &dir.join(ADAPTER_CONFIG_FILE),
+            format!("{text}\n").as_bytes(),
+        )
     }
 }
 
@@ -489,8 +550,9 @@ impl LayerSelector {
             return false;
         }
         match (&self.layers, self.targets.is_names()) {
-            (Some(layers), true) => layer_index(path, &self.layers_pattern)
-                .is_some_and(|index| layers.contains(&index)),
+            (Some(layers), true) => {
+                layer_index(path, &self.layers_pattern).is_some_and(|index| layers.contains(&index))
+            }
             _ => true,
         }
     }
@@ -628,9 +690,9 @@ impl Fields<'_> {
             Some(Value::Object(map)) => map
                 .into_iter()
                 .map(|(k, v)| {
-                    convert(&v)
-                        .map(|t| (k.clone(), t))
-                        .ok_or_else(|| self.invalid(&format!("{field}.{k}"), "a number", &v.to_string()))
+                    convert(&v).map(|t| (k.clone(), t)).ok_or_else(|| {
+                        self.invalid(&format!("{field}.{k}"), "a number", &v.to_string())
+                    })
                 })
                 .collect(),
             Some(other) => Err(self.invalid(field, "an object", &other.to_string())),

@@ -57,7 +57,11 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
             error = Some(AdapterError::ConfigField {
                 file: ADAPTER_CONFIG_FILE.into(),
                 field: "peft_type/init_weights".into(),
-                expected: format!("the method of adapter `{name}` on `{}` ({})", layer.path(), adapter.kind()),
+                expected: format!(
+                    "the method of adapter `{name}` on `{}` ({})",
+                    layer.path(),
+                    adapter.kind()
+                ),
                 found: config.method.to_string(),
             });
             return;
@@ -65,10 +69,16 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         let path = layer.path();
         match adapter {
             Adapter::Bone(bone) => {
-                tensors.insert(peft_key(path, config.peft_type.block_suffix()), f32_data(bone.block.val()));
+                tensors.insert(
+                    peft_key(path, config.peft_type.block_suffix()),
+                    f32_data(bone.block.val()),
+                );
             }
             Adapter::Bat(bat) => {
-                tensors.insert(peft_key(path, config.peft_type.block_suffix()), f32_data(bat.block.val()));
+                tensors.insert(
+                    peft_key(path, config.peft_type.block_suffix()),
+                    f32_data(bat.block.val()),
+                );
             }
             Adapter::Lora(lora) => {
                 tensors.insert(peft_key(path, "lora_A.weight"), f32_data(lora.lora_a.val()));
@@ -90,7 +100,11 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
     for (key, data) in extra_tensors {
         tensors.insert(format!("{PEFT_KEY_PREFIX}{key}"), data.clone());
     }
-    write_safetensors(&dir.join(ADAPTER_WEIGHTS_FILE), &tensors, &[("format", "pt")])?;
+    write_safetensors(
+        &dir.join(ADAPTER_WEIGHTS_FILE),
+        &tensors,
+        &[("format", "pt")],
+    )?;
     let mut saved = config.clone();
     saved.inference_mode = true;
     saved.save(dir)?;
@@ -128,7 +142,10 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
                     .insert(suffix, (key, data));
             }
             None => {
-                let stripped = key.strip_prefix(PEFT_KEY_PREFIX).unwrap_or(&key).to_string();
+                let stripped = key
+                    .strip_prefix(PEFT_KEY_PREFIX)
+                    .unwrap_or(&key)
+                    .to_string();
                 extra_tensors.insert(stripped, data);
             }
         }
@@ -173,11 +190,13 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         };
         let mut found = adapter_tensors.remove(&path).unwrap_or_default();
         let mut fetch = |suffix: &'static str, expected: Vec<usize>| -> Result<TensorData> {
-            let (key, data) = found.remove(suffix).ok_or_else(|| AdapterError::MissingTensor {
-                file: file.clone(),
-                key: peft_key(&path, suffix),
-                layer: path.clone(),
-            })?;
+            let (key, data) = found
+                .remove(suffix)
+                .ok_or_else(|| AdapterError::MissingTensor {
+                    file: file.clone(),
+                    key: peft_key(&path, suffix),
+                    layer: path.clone(),
+                })?;
             let shape = data.shape.to_vec();
             if shape != expected {
                 return Err(AdapterError::ShapeMismatch {

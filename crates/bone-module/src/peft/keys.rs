@@ -38,7 +38,10 @@ mod tests {
             split_peft_key("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"),
             Some(("model.layers.0.mlp.down_proj", "lora_B.weight"))
         );
-        assert_eq!(split_peft_key("base_model.model.classifier.dense.weight"), None);
+        assert_eq!(
+            split_peft_key("base_model.model.classifier.dense.weight"),
+            None
+        );
         assert_eq!(
             peft_key("model.layers.1.mlp.up_proj", "miss_block"),
             "base_model.model.model.layers.1.mlp.up_proj.miss_block"

@@ -191,7 +191,10 @@ mod tests {
             layer_index("encoder.layer.3.attention.self.query", &["layer".into()]),
             Some(3)
         );
-        assert_eq!(layer_index("model.layers.12.mlp.up_proj", &["h".into()]), None);
+        assert_eq!(
+            layer_index("model.layers.12.mlp.up_proj", &["h".into()]),
+            None
+        );
         assert_eq!(layer_index("lm_head", &[]), None);
     }
 

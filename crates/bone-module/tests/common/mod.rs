@@ -31,7 +31,12 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// A linear layer with random weight and bias.
-pub fn random_linear<B: Backend>(d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Linear<B> {
+pub fn random_linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Linear<B> {
     LinearConfig::new(d_in, d_out).with_bias(bias).init(device)
 }
 
@@ -66,16 +71,51 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[track_caller]
 pub fn assert_close<B: Backend, const D: usize>(a: &Tensor<B, D>, b: &Tensor<B, D>, tol: f32) {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
     let d = max_rel_diff(&values(a), &values(b));
-    assert!(d <= tol, "tensors differ: max relative difference {d:e} > {tol:e}");
+    assert!(
+        d <= tol,
+        "tensors differ: max relative difference {d:e} > {tol:e}"
+    );
 }
 
 pub fn data_f32(data: &TensorData) -> Vec<f32> {
     data.iter::<f32>().collect()
+}
+
+/// Every linear projection of the stories260K checkpoint as an [`AdaptedLinear`] with its
+/// Hugging Face path (Burn layout: the PyTorch `[out, in]` weight transposed).
+pub fn stories260k_linears<B: Backend>(device: &B::Device) -> Vec<AdaptedLinear<B>> {
+    let path = shared_dir().join("models/stories260K/model.safetensors");
+    let tensors = bone_module::tensors::read_safetensors(&path).unwrap();
+    let mut layers = Vec::new();
+    for (key, data) in &tensors {
+        let Some(module) = key.strip_suffix(".weight") else {
+            continue;
+        };
+        if !(module.contains("_proj")) {
+            continue;
+        }
+        let shape = data.shape.to_vec();
+        let pytorch: Tensor<B, 2> = Tensor::from_data(data.clone().convert::<f32>(), device);
+        assert_eq!(pytorch.dims(), [shape[0], shape[1]]);
+        layers.push(AdaptedLinear::new(
+            linear_from(pytorch.transpose(), None),
+            module,
+        ));
+    }
+    assert_eq!(
+        layers.len(),
+        35,
+        "stories260K has 5 layers of 7 projections"
+    );
+    layers
 }
