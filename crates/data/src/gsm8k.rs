@@ -82,7 +82,11 @@ pub fn load_gsm8k_file(path: &Path, opts: &LoadOptions) -> Result<Gsm8kDataset> 
     }
     let (examples, report) =
         sink.finish("one JSON object {\"question\": …, \"answer\": \"… #### N\"} per line")?;
-    log::info!("loaded GSM8K {}: {} problems", path.display(), examples.len());
+    log::info!(
+        "loaded GSM8K {}: {} problems",
+        path.display(),
+        examples.len()
+    );
     Ok(ExampleSet::new(examples, report))
 }
 
@@ -177,7 +181,9 @@ fn number_at(b: &[u8], start: usize) -> Option<(f64, usize)> {
     let prev_digit = start > 0 && b[start - 1].is_ascii_digit();
     let mut i = start;
     let negative = match b[i] {
-        b'-' | b'+' if !prev_alnum && (digit(i + 1) || (b.get(i + 1) == Some(&b'.') && digit(i + 2))) => {
+        b'-' | b'+'
+            if !prev_alnum && (digit(i + 1) || (b.get(i + 1) == Some(&b'.') && digit(i + 2))) =>
+        {
             i += 1;
             b[start] == b'-'
         }
@@ -192,7 +198,8 @@ fn number_at(b: &[u8], start: usize) -> Option<(f64, usize)> {
         int.push(b[i] as char);
         i += 1;
         // Thousands groups: a comma followed by exactly three digits.
-        if b.get(i) == Some(&b',') && digit(i + 1) && digit(i + 2) && digit(i + 3) && !digit(i + 4) {
+        if b.get(i) == Some(&b',') && digit(i + 1) && digit(i + 2) && digit(i + 3) && !digit(i + 4)
+        {
             i += 1;
         }
     }

@@ -117,7 +117,11 @@ impl<'a, T> RowSink<'a, T> {
     }
 
     /// Takes the outcome of parsing the row on `line`.
-    pub(crate) fn push(&mut self, line: usize, row: std::result::Result<T, RowIssue>) -> Result<()> {
+    pub(crate) fn push(
+        &mut self,
+        line: usize,
+        row: std::result::Result<T, RowIssue>,
+    ) -> Result<()> {
         match row {
             Ok(item) => {
                 self.items.push(item);
@@ -130,7 +134,7 @@ impl<'a, T> RowSink<'a, T> {
             Err(issue) => Err(DataError::BadRow {
                 path: self.path.to_path_buf(),
                 line,
-                issue,
+                issue: Box::new(issue),
             }),
         }
     }
@@ -143,7 +147,7 @@ impl<'a, T> RowSink<'a, T> {
                     path: self.path.to_path_buf(),
                     skipped: self.skipped.len(),
                     first_line: first.line,
-                    first_issue: first.issue.clone(),
+                    first_issue: Box::new(first.issue.clone()),
                 });
             }
             if self.opts.max_rows != Some(0) {
@@ -180,7 +184,10 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
             DataError::Missing {
                 what: format!("`{}`", path.display()),
                 looked: vec![(path.to_path_buf(), "path given to the loader".into())],
-                hint: crate::paths::how_to_get(&path.to_string_lossy(), crate::paths::DATA_ROOT_ENV),
+                hint: crate::paths::how_to_get(
+                    &path.to_string_lossy(),
+                    crate::paths::DATA_ROOT_ENV,
+                ),
             }
         } else {
             DataError::io(path, e)

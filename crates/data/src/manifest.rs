@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -64,7 +65,9 @@ impl Manifest {
             }
             if let Some(old) = entries.insert(path.to_string(), hash.to_ascii_lowercase()) {
                 if old != hash.to_ascii_lowercase() {
-                    return Err(bad(format!("`{path}` is listed twice with different hashes")));
+                    return Err(bad(format!(
+                        "`{path}` is listed twice with different hashes"
+                    )));
                 }
             }
         }
@@ -109,8 +112,7 @@ impl Manifest {
         if found != expected {
             return Err(DataError::Checksum {
                 path: path.to_path_buf(),
-                manifest: self.name.clone(),
-                entry: rel.to_string(),
+                manifest: Arc::from(self.name.as_str()),
                 expected: expected.to_string(),
                 found,
             });

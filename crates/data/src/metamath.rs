@@ -88,13 +88,20 @@ pub fn load_metamathqa(root: &DataRoot, rel: &str, opts: &LoadOptions) -> Result
 /// a key or holds a non-string (file, line of the row, key), unless `opts.skip_bad_rows`.
 pub fn load_metamathqa_file(path: &Path, opts: &LoadOptions) -> Result<MathQaDataset> {
     let bytes = read_bytes(path)?;
-    let expected = "a JSON array of {\"query\", \"response\", \"type\", \"original_question\"} objects";
+    let expected =
+        "a JSON array of {\"query\", \"response\", \"type\", \"original_question\"} objects";
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let bad = e.valid_up_to();
+        let line_start = bytes[..bad]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         DataError::BadRow {
             path: path.to_path_buf(),
-            line,
-            issue: RowIssue::InvalidUtf8 { byte: e.valid_up_to() },
+            line: bytes[..bad].iter().filter(|&&b| b == b'\n').count() + 1,
+            issue: Box::new(RowIssue::InvalidUtf8 {
+                byte: bad - line_start,
+            }),
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -119,7 +126,11 @@ pub fn load_metamathqa_file(path: &Path, opts: &LoadOptions) -> Result<MathQaDat
                 break;
             }
             let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-            let line = text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = text.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             let row = serde_json::from_str(raw.get())
                 .map_err(|e| RowIssue::InvalidJson {
                     column: e.column(),
@@ -134,12 +145,18 @@ pub fn load_metamathqa_file(path: &Path, opts: &LoadOptions) -> Result<MathQaDat
             if sink.full() {
                 break;
             }
-            let row = row_text.and_then(parse_object).and_then(|obj| parse_row(obj, line));
+            let row = row_text
+                .and_then(parse_object)
+                .and_then(|obj| parse_row(obj, line));
             sink.push(line, row)?;
         }
     }
     let (examples, report) = sink.finish(expected)?;
-    log::info!("loaded MetaMathQA {}: {} rows", path.display(), examples.len());
+    log::info!(
+        "loaded MetaMathQA {}: {} rows",
+        path.display(),
+        examples.len()
+    );
     Ok(ExampleSet::new(examples, report))
 }
 
@@ -170,7 +187,10 @@ mod tests {
             line: 3,
         };
         let m = MathQaExample::from_gsm8k(&ex);
-        assert_eq!(m.response, "48/2 = 24 clips.\n#### 1,080\nThe answer is: 1080");
+        assert_eq!(
+            m.response,
+            "48/2 = 24 clips.\n#### 1,080\nThe answer is: 1080"
+        );
         assert_eq!(m.answer_number(), Some(1080.0));
         assert_eq!(m.kind, "GSM8K");
         assert_eq!(format_number(-3.0), "-3");

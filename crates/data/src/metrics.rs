@@ -9,7 +9,9 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
     /// Predictions and references differ in length.
-    #[error("metric inputs differ in length: {predictions} predictions vs {references} references")]
+    #[error(
+        "metric inputs differ in length: {predictions} predictions vs {references} references"
+    )]
     LengthMismatch {
         /// Number of predictions.
         predictions: usize,
@@ -226,6 +228,9 @@ mod tests {
     #[test]
     fn ranks_average_ties() {
         // 10 is smallest (1); the two 20s share ranks 2 and 3 → 2.5; 30 is 4.
-        assert_eq!(average_ranks(&[20.0, 10.0, 30.0, 20.0]), vec![2.5, 1.0, 4.0, 2.5]);
+        assert_eq!(
+            average_ranks(&[20.0, 10.0, 30.0, 20.0]),
+            vec![2.5, 1.0, 4.0, 2.5]
+        );
     }
 }

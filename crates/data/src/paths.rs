@@ -245,8 +245,14 @@ mod tests {
             Path::new("/nowhere/b"),
         );
         let msg = r.file("glue/SST-2/train.tsv").unwrap_err().to_string();
-        assert!(msg.contains("/nowhere/a/../shared/datasets/glue/SST-2/train.tsv"), "{msg}");
-        assert!(msg.contains("/nowhere/b/../shared/datasets/glue/SST-2/train.tsv"), "{msg}");
+        assert!(
+            msg.contains("/nowhere/a/../shared/datasets/glue/SST-2/train.tsv"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("/nowhere/b/../shared/datasets/glue/SST-2/train.tsv"),
+            "{msg}"
+        );
         assert!(msg.contains("$BONE_DATA_ROOT"), "{msg}");
         assert!(msg.contains("download_glue_data.py"), "{msg}");
     }

@@ -131,7 +131,11 @@ impl CausalLmBatcher {
         if config.max_len < specials + 1 {
             return Err(DataError::config(
                 "max_len",
-                format!("expected at least {} (BOS/EOS plus one token), found {}", specials + 1, config.max_len),
+                format!(
+                    "expected at least {} (BOS/EOS plus one token), found {}",
+                    specials + 1,
+                    config.max_len
+                ),
             ));
         }
         tokenizer.with_padding(None);
@@ -210,7 +214,11 @@ impl CausalLmBatcher {
     }
 
     /// Pads encoded items into tensors on `device` (what [`Batcher::batch`] does).
-    pub fn collate<B: Backend>(&self, items: &[EncodedSequence], device: &B::Device) -> CausalLmBatch<B> {
+    pub fn collate<B: Backend>(
+        &self,
+        items: &[EncodedSequence],
+        device: &B::Device,
+    ) -> CausalLmBatch<B> {
         let n = items.len();
         let longest = items.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
         let seq = padded_len(longest, self.config.pad_to_multiple_of);
@@ -221,12 +229,26 @@ impl CausalLmBatcher {
         let mut positions = Vec::with_capacity(n * seq);
         for item in items {
             let len = item.input_ids.len();
-            push_padded(&mut ids, item.input_ids.iter().map(|&t| t as i64), seq, self.config.pad_id as i64, side);
+            push_padded(
+                &mut ids,
+                item.input_ids.iter().map(|&t| t as i64),
+                seq,
+                self.config.pad_id as i64,
+                side,
+            );
             push_padded(&mut mask, std::iter::repeat_n(1i64, len), seq, 0, side);
-            push_padded(&mut labels, item.labels.iter().copied(), seq, IGNORE_INDEX, side);
+            push_padded(
+                &mut labels,
+                item.labels.iter().copied(),
+                seq,
+                IGNORE_INDEX,
+                side,
+            );
             push_padded(&mut positions, (0..len).map(|p| p as i64), seq, 0, side);
         }
-        let int2 = |data: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(data, [n, seq]), device);
+        let int2 = |data: Vec<i64>| {
+            Tensor::<B, 2, Int>::from_data(TensorData::new(data, [n, seq]), device)
+        };
         CausalLmBatch {
             input_ids: int2(ids),
             attention_mask: int2(mask),

@@ -189,7 +189,11 @@ impl ClassificationBatcher {
     }
 
     /// Pads encoded items into tensors on `device` (what [`Batcher::batch`] does).
-    pub fn collate<B: Backend>(&self, items: &[EncodedPair], device: &B::Device) -> ClassificationBatch<B> {
+    pub fn collate<B: Backend>(
+        &self,
+        items: &[EncodedPair],
+        device: &B::Device,
+    ) -> ClassificationBatch<B> {
         let n = items.len();
         let longest = items.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
         let seq = padded_len(longest, self.config.pad_to_multiple_of);
@@ -199,7 +203,13 @@ impl ClassificationBatcher {
         let right = PaddingSide::Right;
         for item in items {
             let len = item.input_ids.len();
-            push_padded(&mut ids, item.input_ids.iter().map(|&t| t as i64), seq, self.config.pad_id as i64, right);
+            push_padded(
+                &mut ids,
+                item.input_ids.iter().map(|&t| t as i64),
+                seq,
+                self.config.pad_id as i64,
+                right,
+            );
             push_padded(&mut mask, std::iter::repeat_n(1i64, len), seq, 0, right);
             push_padded(
                 &mut types,
@@ -209,12 +219,17 @@ impl ClassificationBatcher {
                 right,
             );
         }
-        let int2 = |data: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(data, [n, seq]), device);
+        let int2 = |data: Vec<i64>| {
+            Tensor::<B, 2, Int>::from_data(TensorData::new(data, [n, seq]), device)
+        };
         let classes: Option<Vec<i64>> = items
             .iter()
             .map(|e| e.label.and_then(Label::class).map(|c| c as i64))
             .collect();
-        let scores: Option<Vec<f32>> = items.iter().map(|e| e.label.and_then(Label::score)).collect();
+        let scores: Option<Vec<f32>> = items
+            .iter()
+            .map(|e| e.label.and_then(Label::score))
+            .collect();
         ClassificationBatch {
             input_ids: int2(ids),
             attention_mask: int2(mask),

@@ -32,14 +32,24 @@ impl GlueTask {
     /// A missing file (with every place looked), a checksum mismatch when the root has a
     /// manifest, an empty file, a wrong header, or a malformed row (file, line and reason)
     /// unless `opts.skip_bad_rows` is on.
-    pub fn load(self, root: &DataRoot, split: GlueSplit, opts: &LoadOptions) -> Result<GlueDataset> {
+    pub fn load(
+        self,
+        root: &DataRoot,
+        split: GlueSplit,
+        opts: &LoadOptions,
+    ) -> Result<GlueDataset> {
         let path = root.file(&self.relative_path(split)?)?;
         self.load_file(&path, split, opts)
     }
 
     /// Loads a file at an explicit path, read as the given split of this task (the split only
     /// decides whether labels are required).
-    pub fn load_file(self, path: &Path, split: GlueSplit, opts: &LoadOptions) -> Result<GlueDataset> {
+    pub fn load_file(
+        self,
+        path: &Path,
+        split: GlueSplit,
+        opts: &LoadOptions,
+    ) -> Result<GlueDataset> {
         let bytes = read_bytes(path)?;
         let dataset = tsv::parse_glue(self, Some(split), path, &bytes, split.is_labelled(), opts)?;
         log::info!(

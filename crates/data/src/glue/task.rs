@@ -272,7 +272,12 @@ impl GlueTask {
                 return Err(DataError::NoSuchSplit {
                     task: self.dir_name().into(),
                     split: split.name().into(),
-                    available: self.splits().iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+                    available: self
+                        .splits()
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             }
         })
@@ -280,7 +285,11 @@ impl GlueTask {
 
     /// Path of a split relative to the data root: `glue/<dir>/<file>`.
     pub fn relative_path(self, split: GlueSplit) -> Result<String> {
-        Ok(format!("glue/{}/{}", self.dir_name(), self.split_file(split)?))
+        Ok(format!(
+            "glue/{}/{}",
+            self.dir_name(),
+            self.split_file(split)?
+        ))
     }
 
     /// Computes [`GlueTask::metrics`] from predicted and reference class indices.
@@ -304,7 +313,9 @@ impl GlueTask {
                     GlueMetric::F1 => metrics::f1_binary(predictions, references),
                     GlueMetric::Matthews => metrics::matthews_corrcoef(predictions, references),
                     // Not listed for classification tasks; defined anyway on class indices.
-                    GlueMetric::Pearson => metrics::pearson(&to_f64(predictions), &to_f64(references)),
+                    GlueMetric::Pearson => {
+                        metrics::pearson(&to_f64(predictions), &to_f64(references))
+                    }
                     GlueMetric::Spearman => {
                         metrics::spearman(&to_f64(predictions), &to_f64(references))
                     }
@@ -328,8 +339,14 @@ impl GlueTask {
             });
         }
         Ok(vec![
-            (GlueMetric::Pearson, metrics::pearson(predictions, references)?),
-            (GlueMetric::Spearman, metrics::spearman(predictions, references)?),
+            (
+                GlueMetric::Pearson,
+                metrics::pearson(predictions, references)?,
+            ),
+            (
+                GlueMetric::Spearman,
+                metrics::spearman(predictions, references)?,
+            ),
         ])
     }
 
@@ -389,7 +406,14 @@ impl GlueTask {
                 LabelFormat::Score,
             ),
             Self::Qqp => pair(
-                &["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+                &[
+                    "id",
+                    "qid1",
+                    "qid2",
+                    "question1",
+                    "question2",
+                    "is_duplicate",
+                ],
                 &["id", "question1", "question2"],
                 "question1",
                 "question2",
@@ -527,7 +551,11 @@ mod tests {
             assert_eq!(t.dir_name().parse::<GlueTask>().unwrap(), t);
             assert_eq!(
                 t.num_labels(),
-                if t.is_regression() { 1 } else { t.label_names().len() }
+                if t.is_regression() {
+                    1
+                } else {
+                    t.label_names().len()
+                }
             );
         }
     }
@@ -539,19 +567,26 @@ mod tests {
             "glue/MNLI/dev_matched.tsv"
         );
         assert_eq!(
-            GlueTask::Mnli.split_file(GlueSplit::TestMismatched).unwrap(),
+            GlueTask::Mnli
+                .split_file(GlueSplit::TestMismatched)
+                .unwrap(),
             "test_mismatched.tsv"
         );
         assert_eq!(
             GlueTask::Sst2.relative_path(GlueSplit::Train).unwrap(),
             "glue/SST-2/train.tsv"
         );
-        let err = GlueTask::Rte.split_file(GlueSplit::DevMismatched).unwrap_err();
+        let err = GlueTask::Rte
+            .split_file(GlueSplit::DevMismatched)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "GLUE RTE has no dev_mismatched split; it has train, dev, test"
         );
-        assert_eq!(GlueSplit::from_name("validation_matched"), Some(GlueSplit::Dev));
+        assert_eq!(
+            GlueSplit::from_name("validation_matched"),
+            Some(GlueSplit::Dev)
+        );
     }
 
     #[test]

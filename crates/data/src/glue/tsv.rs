@@ -43,7 +43,7 @@ pub(crate) fn parse_glue(
     let first = first.clone().map_err(|issue| DataError::BadRow {
         path: path.to_path_buf(),
         line: first_line,
-        issue,
+        issue: Box::new(issue),
     })?;
     let first_fields: Vec<String> = first.split('\t').map(|f| f.trim().to_string()).collect();
 
@@ -56,7 +56,14 @@ pub(crate) fn parse_glue(
         },
         _ => {
             rows.next();
-            header_columns(task, &layout, path, first_line, first_fields, require_labels)?
+            header_columns(
+                task,
+                &layout,
+                path,
+                first_line,
+                first_fields,
+                require_labels,
+            )?
         }
     };
 
@@ -92,7 +99,7 @@ fn header_columns(
     let wrong = || DataError::WrongHeader {
         path: path.to_path_buf(),
         line,
-        task: task.dir_name().into(),
+        task: task.dir_name(),
         expected: expected.iter().map(|s| s.to_string()).collect(),
         found: found.clone(),
     };
@@ -146,7 +153,13 @@ fn parse_row(
     let text_a = text(columns.text_a)?;
     let text_b = columns.text_b.map(text).transpose()?;
     let label = match columns.label {
-        Some(i) => Some(parse_label(task, layout.label_format, &columns.names[i], i, fields[i])?),
+        Some(i) => Some(parse_label(
+            task,
+            layout.label_format,
+            &columns.names[i],
+            i,
+            fields[i],
+        )?),
         None => None,
     };
     Ok(GlueExample {
