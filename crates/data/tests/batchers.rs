@@ -437,3 +437,15 @@ fn tokenizer_and_causal_config_errors() {
         .expect_err("too short");
     assert!(err.to_string().contains("expected at least 3"), "{err}");
 }
+
+#[test]
+fn empty_batches_do_not_panic() {
+    let cls = ClassificationBatcher::new(minilm(), ClassificationBatcherConfig::default())
+        .expect("batcher");
+    let batch: data::batcher::ClassificationBatch<B> = cls.batch(Vec::new(), &Default::default());
+    assert_eq!(batch.input_ids.dims(), [0, 0]);
+    assert!(batch.labels.is_none());
+    let lm = CausalLmBatcher::new(stories(), CausalLmBatcherConfig::default()).expect("batcher");
+    let batch: data::batcher::CausalLmBatch<B> = lm.batch(Vec::new(), &Default::default());
+    assert_eq!(batch.labels.dims(), [0, 0]);
+}

@@ -391,3 +391,31 @@ fn missing_file_and_unknown_split() {
         .expect_err("no such split");
     assert!(matches!(err, DataError::NoSuchSplit { .. }));
 }
+
+#[test]
+fn cola_and_sst2_test_files_load_unlabelled() {
+    let (_dir, root) = temp_root(&[
+        (
+            "glue/CoLA/test.tsv",
+            "index\tsentence\n0\tBill whistled past the house.\n".into(),
+        ),
+        (
+            "glue/SST-2/test.tsv",
+            "index\tsentence\n0\tuneasy mishmash of styles and genres . \n".into(),
+        ),
+    ]);
+    let cola = GlueTask::Cola
+        .load(&root, GlueSplit::Test, &strict())
+        .expect("cola test");
+    assert_eq!(cola.examples()[0].text_a, "Bill whistled past the house.");
+    assert_eq!(cola.examples()[0].label, None);
+    assert_eq!(cola.examples()[0].line, 2);
+    let sst = GlueTask::Sst2
+        .load(&root, GlueSplit::Test, &strict())
+        .expect("sst2 test");
+    assert_eq!(
+        sst.examples()[0].text_a,
+        "uneasy mishmash of styles and genres ."
+    );
+    assert!(!sst.is_labelled());
+}
