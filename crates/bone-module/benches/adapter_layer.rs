@@ -1,0 +1,196 @@
+//! Forward + backward time and peak memory of one adapted linear layer: the frozen base alone,
+//! Bone r=64, Bat r=64 and LoRA r=32 (equal trainable parameters on square layers), 2048
+//! tokens, on the backend this build selects (NdArray by default; `--features wgpu` or
+//! `--features cuda` for the GPU backends).
+//!
+//! `cargo bench -p bone-module --bench adapter_layer [--features wgpu]` prints a table and
+//! writes it into `benchmarks/adapter_layer.md` (one section per backend).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bone_module::backend::{default_backend_name, DefaultBackend};
+use bone_module::{AdaptedLinear, AdapterSpec};
+use burn::backend::Autodiff;
+use burn::nn::LinearConfig;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+
+/// Counts live heap bytes and their high-water mark (CPU backends keep tensors on the heap).
+struct PeakAlloc;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size > layout.size() {
+                let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                    + (new_size - layout.size());
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PeakAlloc = PeakAlloc;
+
+type B = Autodiff<DefaultBackend>;
+
+const TOKENS: usize = 2048;
+
+struct Row {
+    shape: String,
+    method: String,
+    params: usize,
+    median_ms: f64,
+    min_ms: f64,
+    peak_mib: f64,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let iterations = if quick { 3 } else { 10 };
+    let device = Default::default();
+    let mut rows = Vec::new();
+    for (d_in, d_out) in [(1024, 1024), (1024, 4096)] {
+        let methods: [(&str, Option<AdapterSpec>); 4] = [
+            ("frozen base", None),
+            ("Bone r=64", Some(AdapterSpec::bone(64))),
+            ("Bat r=64", Some(AdapterSpec::bat(64))),
+            ("LoRA r=32", Some(AdapterSpec::lora(32, 64.0))),
+        ];
+        for (label, spec) in methods {
+            let mut layer = AdaptedLinear::<B>::new(
+                LinearConfig::new(d_in, d_out).init(&device),
+                "bench.layer",
+            );
+            if let Some(spec) = &spec {
+                layer.add_adapter("a", spec, &device).expect("valid adapter");
+            }
+            let x: Tensor<B, 2> =
+                Tensor::random([TOKENS, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let step = || {
+                // The input requires a gradient, as any hidden state inside a network does.
+                let x = x.clone().detach().require_grad();
+                let loss = layer.forward(x).sum();
+                let grads = loss.backward();
+                drop(grads);
+                <B as Backend>::sync(&device).expect("sync");
+            };
+            for _ in 0..2 {
+                step();
+            }
+            let mut times = Vec::with_capacity(iterations);
+            let baseline = CURRENT.load(Ordering::Relaxed);
+            PEAK.store(baseline, Ordering::Relaxed);
+            for _ in 0..iterations {
+                let start = Instant::now();
+                step();
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+            times.sort_by(f64::total_cmp);
+            let row = Row {
+                shape: format!("{d_in}→{d_out}"),
+                method: label.into(),
+                params: layer.trainable_params(),
+                median_ms: times[times.len() / 2],
+                min_ms: times[0],
+                peak_mib: peak as f64 / (1024.0 * 1024.0),
+            };
+            println!(
+                "{:<10} {:<12} params {:>8}  median {:>8.2} ms  min {:>8.2} ms  peak heap +{:.1} MiB",
+                row.shape, row.method, row.params, row.median_ms, row.min_ms, row.peak_mib
+            );
+            rows.push(row);
+        }
+    }
+    let table = render(&rows, iterations);
+    if quick {
+        println!("--quick: results not written");
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/adapter_layer.md");
+    update_section(&path, default_backend_name(), &table);
+    println!("wrote {}", path.display());
+}
+
+fn render(rows: &[Row], iterations: usize) -> String {
+    let gpu = default_backend_name() != "ndarray";
+    let mut out = String::new();
+    out.push_str(&format!(
+        "### {} — {} tokens, median of {iterations} forward+backward steps\n\n",
+        default_backend_name(),
+        TOKENS
+    ));
+    out.push_str(&format!(
+        "Machine: {} CPU threads; {}; built {}.\n\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::env::consts::ARCH,
+        if cfg!(debug_assertions) { "without optimisations" } else { "in release mode" }
+    ));
+    out.push_str("| layer | method | trainable params | median ms | min ms | overhead vs base | peak extra heap MiB |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+    for chunk in rows.chunks(4) {
+        let base = chunk[0].median_ms;
+        for row in chunk {
+            let overhead = if row.method == "frozen base" {
+                "—".to_string()
+            } else {
+                format!("{:+.0} %", (row.median_ms / base - 1.0) * 100.0)
+            };
+            let memory = if gpu {
+                "n/a (GPU)".to_string()
+            } else {
+                format!("{:.1}", row.peak_mib)
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {} |\n",
+                row.shape, row.method, row.params, row.median_ms, row.min_ms, overhead, memory
+            ));
+        }
+    }
+    out
+}
+
+/// Replaces (or appends) the section between `<!-- backend -->` markers.
+fn update_section(path: &std::path::Path, backend: &str, table: &str) {
+    let begin = format!("<!-- begin {backend} -->");
+    let end = format!("<!-- end {backend} -->");
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Adapter layer benchmark\n\nForward + backward of one adapted linear layer \
+         (`cargo bench -p bone-module --bench adapter_layer`, add `--features wgpu` or \
+         `--features cuda` for the GPU backends). Bone r=64, Bat r=64 and LoRA r=32 have equal \
+         trainable parameters on the square layer. The paper's claim: Bone's overhead over the \
+         frozen base is below LoRA's, and Bat costs more than both.\n\n"
+            .to_string()
+    });
+    let section = format!("{begin}\n{table}{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{}{}", &old[..b], section, &old[e + end.len()..]),
+        _ => format!("{}\n{}\n", old.trim_end(), section),
+    };
+    std::fs::write(path, new).expect("write the benchmark file");
+}
