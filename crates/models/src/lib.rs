@@ -1,1 +1,43 @@
+//! LLaMA, BERT and RoBERTa as [Burn](https://burn.dev) modules, loaded from Hugging Face
+//! checkpoint folders, with Bone, Bat and LoRA adapters on any linear projection.
+//!
+//! - [`checkpoint`]: `config.json` + `model.safetensors` (or shards with their index),
+//!   memory-mapped; tensors by Hugging Face name, shape-checked, converted from F32, F16 or
+//!   BF16 to the run's float type.
+//! - [`config`]: `model_type` dispatch ([`ModelConfig`]), with [`LlamaConfig`] and
+//!   [`EncoderConfig`] holding the Hugging Face fields.
+//! - [`llama`]: [`LlamaForCausalLM`] with RoPE, grouped-query attention, SwiGLU, a
+//!   [`KvCache`], the causal-LM loss and [`generate`](LlamaForCausalLM::generate).
+//! - [`encoder`]: [`EncoderModel`] (BERT, RoBERTa), mean pooling, the pooler, and
+//!   [`SequenceClassificationModel`] with transformers' heads.
+//! - [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate.
+//! - [`targets`]: PEFT's default `target_modules` per family and "all block linears".
+//! - [`auto`]: [`AutoModel`], any supported checkpoint behind one type.
+//! - [`export`]: Hugging Face state dicts and checkpoint folders (e.g. after merging).
+//!
+//! Every model implements [`bone_module::AdapterHost`]: adapters are added, loaded, saved,
+//! merged and switched with [`bone_module::AdapterHostExt`] and [`bone_module::peft`], and
+//! their module paths are those of the transformers task model, so files interoperate with
+//! PEFT. After loading, every base parameter is frozen.
 
+#![warn(missing_docs)]
+
+pub mod auto;
+pub mod checkpoint;
+pub mod config;
+pub mod encoder;
+pub mod error;
+pub mod export;
+pub mod llama;
+pub mod nn;
+pub mod targets;
+pub mod tokenizer;
+pub mod train;
+
+pub use auto::AutoModel;
+pub use checkpoint::{Checkpoint, LoadOptions};
+pub use config::{ModelConfig, ModelFamily};
+pub use encoder::{ClassifierOptions, EncoderConfig, EncoderModel, SequenceClassificationModel};
+pub use error::{ModelError, Result};
+pub use llama::{GenerationConfig, GenerationOutput, KvCache, LlamaConfig, LlamaForCausalLM};
+pub use tokenizer::Tokenizer;

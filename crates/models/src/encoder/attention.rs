@@ -1,0 +1,130 @@
+//! BERT/RoBERTa self-attention with its output projection.
+
+use bone_module::AdaptedLinear;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use super::config::EncoderConfig;
+use crate::checkpoint::WeightLoader;
+use crate::error::Result;
+use crate::nn::{apply_mask, softmax_last};
+
+/// Bidirectional multi-head attention (`BertSelfAttention`): `query`, `key`, `value`.
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    /// `[hidden, hidden]`.
+    pub query: AdaptedLinear<B>,
+    /// `[hidden, hidden]`.
+    pub key: AdaptedLinear<B>,
+    /// `[hidden, hidden]`.
+    pub value: AdaptedLinear<B>,
+    /// Dropout on the attention probabilities (training only).
+    pub dropout: Dropout,
+    heads: usize,
+    head_dim: usize,
+}
+
+/// `LayerNorm(dense(x) + residual)` after attention (`BertSelfOutput`).
+#[derive(Module, Debug)]
+pub struct SelfOutput<B: Backend> {
+    /// `[hidden, hidden]`.
+    pub dense: AdaptedLinear<B>,
+    /// Normalisation of the residual sum.
+    pub layer_norm: LayerNorm<B>,
+    /// Dropout (training only).
+    pub dropout: Dropout,
+}
+
+/// Self-attention and its output block (`BertAttention`).
+#[derive(Module, Debug)]
+pub struct EncoderAttention<B: Backend> {
+    /// `attention.self`.
+    pub self_attn: SelfAttention<B>,
+    /// `attention.output`.
+    pub output: SelfOutput<B>,
+}
+
+/// An [`AdaptedLinear`] at module path `{path_prefix}{name}` from checkpoint name `{name}`.
+pub(crate) fn adapted<B: Backend>(
+    loader: &WeightLoader<'_, B>,
+    name: &str,
+    path_prefix: &str,
+    d_in: usize,
+    d_out: usize,
+) -> Result<AdaptedLinear<B>> {
+    Ok(AdaptedLinear::new(
+        loader.linear(name, d_in, d_out, true)?,
+        format!("{path_prefix}{name}"),
+    ))
+}
+
+impl<B: Backend> EncoderAttention<B> {
+    /// Loads `{name}.self.{query,key,value}` and `{name}.output.*` (e.g.
+    /// `encoder.layer.0.attention`); module paths get `path_prefix` in front.
+    ///
+    /// # Errors
+    /// A missing or misshaped tensor.
+    pub fn load(
+        loader: &WeightLoader<'_, B>,
+        name: &str,
+        path_prefix: &str,
+        config: &EncoderConfig,
+    ) -> Result<Self> {
+        let h = config.hidden_size;
+        let lin = |n: &str| adapted(loader, &format!("{name}.{n}"), path_prefix, h, h);
+        Ok(Self {
+            self_attn: SelfAttention {
+                query: lin("self.query")?,
+                key: lin("self.key")?,
+                value: lin("self.value")?,
+                dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+                heads: config.num_attention_heads,
+                head_dim: config.head_dim(),
+            },
+            output: SelfOutput {
+                dense: lin("output.dense")?,
+                layer_norm: loader.layer_norm(
+                    &format!("{name}.output.LayerNorm"),
+                    h,
+                    config.layer_norm_eps,
+                )?,
+                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            },
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[b, s, hidden]`
+    /// - masked: `[b, 1, s, s]`, true for padding keys (`None`: no padding)
+    /// - output: `[b, s, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
+        let context = self.self_attn.forward(x.clone(), masked);
+        let out = self
+            .output
+            .dropout
+            .forward(self.output.dense.forward(context));
+        self.output.layer_norm.forward(out + x)
+    }
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// The attended context before the output projection, `[b, s, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (h, d) = (self.heads, self.head_dim);
+        let split = |t: Tensor<B, 3>| t.reshape([b, s, h, d]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let mut scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (d as f64).sqrt());
+        if let Some(masked) = masked {
+            scores = apply_mask(scores, masked);
+        }
+        let probs = self.dropout.forward(softmax_last(scores));
+        probs.matmul(v).swap_dims(1, 2).reshape([b, s, h * d])
+    }
+}

@@ -1,0 +1,101 @@
+//! One BERT/RoBERTa encoder layer.
+
+use bone_module::AdaptedLinear;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use super::attention::{adapted, EncoderAttention};
+use super::config::EncoderConfig;
+use crate::checkpoint::WeightLoader;
+use crate::error::Result;
+use crate::nn::Activation;
+
+/// `act(dense(x))` (`BertIntermediate`).
+#[derive(Module, Debug)]
+pub struct Intermediate<B: Backend> {
+    /// `[hidden, intermediate]`.
+    pub dense: AdaptedLinear<B>,
+    act: Activation,
+}
+
+/// `LayerNorm(dense(x) + residual)` after the feed-forward block (`BertOutput`).
+#[derive(Module, Debug)]
+pub struct Output<B: Backend> {
+    /// `[intermediate, hidden]`.
+    pub dense: AdaptedLinear<B>,
+    /// Normalisation of the residual sum.
+    pub layer_norm: LayerNorm<B>,
+    /// Dropout (training only).
+    pub dropout: Dropout,
+}
+
+/// Attention then feed-forward, each with a residual and a post-LayerNorm (`BertLayer`).
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    /// `attention`.
+    pub attention: EncoderAttention<B>,
+    /// `intermediate`.
+    pub intermediate: Intermediate<B>,
+    /// `output`.
+    pub output: Output<B>,
+}
+
+impl<B: Backend> EncoderLayer<B> {
+    /// Loads `{name}.*` (e.g. `encoder.layer.3`); module paths get `path_prefix` in front.
+    ///
+    /// # Errors
+    /// A missing or misshaped tensor.
+    pub fn load(
+        loader: &WeightLoader<'_, B>,
+        name: &str,
+        path_prefix: &str,
+        config: &EncoderConfig,
+    ) -> Result<Self> {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        Ok(Self {
+            attention: EncoderAttention::load(
+                loader,
+                &format!("{name}.attention"),
+                path_prefix,
+                config,
+            )?,
+            intermediate: Intermediate {
+                dense: adapted(
+                    loader,
+                    &format!("{name}.intermediate.dense"),
+                    path_prefix,
+                    h,
+                    i,
+                )?,
+                act: config.activation(),
+            },
+            output: Output {
+                dense: adapted(loader, &format!("{name}.output.dense"), path_prefix, i, h)?,
+                layer_norm: loader.layer_norm(
+                    &format!("{name}.output.LayerNorm"),
+                    h,
+                    config.layer_norm_eps,
+                )?,
+                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            },
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[b, s, hidden]`; masked: `[b, 1, s, s]`
+    /// - output: `[b, s, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
+        let attended = self.attention.forward(x, masked);
+        let inner = self
+            .intermediate
+            .act
+            .forward(self.intermediate.dense.forward(attended.clone()));
+        let out = self
+            .output
+            .dropout
+            .forward(self.output.dense.forward(inner));
+        self.output.layer_norm.forward(out + attended)
+    }
+}

@@ -1,0 +1,273 @@
+//! `EncoderModel`: a BERT or RoBERTa encoder (`BertModel`, `RobertaModel`).
+
+use std::path::{Path, PathBuf};
+
+use bone_module::{AdaptedLinear, AdapterHost, AdapterHostExt};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use super::config::EncoderConfig;
+use super::embeddings::EncoderEmbeddings;
+use super::layer::EncoderLayer;
+use super::pooling::{mean_pool, Pooler};
+use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader, CONFIG_FILE};
+use crate::config::{ModelConfig, ModelFamily};
+use crate::error::{ModelError, Result};
+use crate::train::set_all_trainable;
+
+/// A BERT or RoBERTa encoder loaded from a Hugging Face checkpoint.
+///
+/// Every linear projection is an [`AdaptedLinear`] whose path is the transformers module
+/// path: `encoder.layer.0.attention.self.query` for a bare model, or with the base-model
+/// prefix (`bert.encoder.layer.0…`, `roberta.encoder.layer.0…`) inside a task model, so
+/// that saved adapters load in PEFT on the same transformers class. Checkpoints are read
+/// with or without the `bert.`/`roberta.` prefix.
+#[derive(Module, Debug)]
+pub struct EncoderModel<B: Backend> {
+    /// Word, position and token-type embeddings.
+    pub embeddings: EncoderEmbeddings<B>,
+    /// The encoder layers (`encoder.layer.N`).
+    pub layers: Vec<EncoderLayer<B>>,
+    /// The pooler, when the checkpoint has one (or a task model needs one).
+    pub pooler: Option<Pooler<B>>,
+    config: EncoderConfig,
+    path_prefix: String,
+    checkpoint_prefix: String,
+    origin: Option<PathBuf>,
+    full_finetune: bool,
+}
+
+impl<B: Backend> EncoderModel<B> {
+    /// Loads a bare encoder (module paths without prefix) from a folder whose `config.json`
+    /// has `model_type` `bert` or `roberta`.
+    ///
+    /// # Errors
+    /// A missing folder or file, another `model_type`, an invalid config, or a missing or
+    /// misshaped tensor.
+    pub fn from_pretrained(
+        dir: impl AsRef<Path>,
+        options: &LoadOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        let checkpoint = Checkpoint::open(dir)?;
+        let config = encoder_config(&checkpoint, "EncoderModel::from_pretrained")?;
+        Self::load(&checkpoint, config, None, options, device)
+    }
+
+    /// Builds the encoder from an opened checkpoint. `base_prefix` is the module-path prefix
+    /// (`Some("bert")` inside `BertForSequenceClassification`, `None` for a bare model).
+    ///
+    /// # Errors
+    /// A missing or misshaped tensor.
+    pub fn load(
+        checkpoint: &Checkpoint,
+        config: EncoderConfig,
+        base_prefix: Option<&str>,
+        options: &LoadOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let stored = format!("{}.", config.family.base_model_prefix());
+        let checkpoint_prefix =
+            if checkpoint.contains(&format!("{stored}embeddings.word_embeddings.weight")) {
+                stored
+            } else {
+                String::new()
+            };
+        let loader = WeightLoader::<B>::new(checkpoint, options.dtype, device)
+            .with_prefix(checkpoint_prefix.clone());
+        let path_prefix = base_prefix.map(|p| format!("{p}.")).unwrap_or_default();
+        let embeddings = EncoderEmbeddings::load(&loader, &config)?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                EncoderLayer::load(
+                    &loader,
+                    &format!("encoder.layer.{i}"),
+                    &path_prefix,
+                    &config,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = if loader.contains("pooler.dense.weight") {
+            Some(Pooler::load(&loader, &path_prefix, config.hidden_size)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            embeddings,
+            layers,
+            pooler,
+            config,
+            path_prefix,
+            checkpoint_prefix,
+            origin: Some(checkpoint.dir().to_path_buf()),
+            full_finetune: false,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    /// The family (`bert` or `roberta`).
+    pub fn family(&self) -> ModelFamily {
+        self.config.family
+    }
+
+    /// The folder the model was loaded from.
+    pub fn origin(&self) -> Option<&Path> {
+        self.origin.as_deref()
+    }
+
+    /// The module-path prefix of every layer (`""`, `"bert."` or `"roberta."`).
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
+    /// The prefix the checkpoint stores the encoder's tensors under (`""` or `"bert."`).
+    pub fn checkpoint_prefix(&self) -> &str {
+        &self.checkpoint_prefix
+    }
+
+    /// Renames every module path under a new base-model prefix (`Some("bert")`, or `None`
+    /// for bare paths). Adapters keep their tensors.
+    pub fn set_base_prefix(&mut self, base_prefix: Option<&str>) {
+        let new = base_prefix.map(|p| format!("{p}.")).unwrap_or_default();
+        let old = std::mem::replace(&mut self.path_prefix, new.clone());
+        self.visit_linears_mut(&mut |l| {
+            let bare = l.path().strip_prefix(&old).unwrap_or(l.path()).to_string();
+            l.set_path(format!("{new}{bare}"));
+        });
+    }
+
+    /// Adds a freshly initialised pooler when the checkpoint had none (BERT classifiers need
+    /// one; transformers initialises it the same way).
+    pub fn ensure_pooler(&mut self, device: &B::Device) {
+        if self.pooler.is_none() {
+            self.pooler = Some(Pooler::fresh(
+                &self.path_prefix,
+                self.config.hidden_size,
+                self.config.initializer_range,
+                device,
+            ));
+        }
+    }
+
+    /// The last hidden state.
+    ///
+    /// # Shapes
+    /// - input_ids: `[b, s]`
+    /// - attention_mask: `[b, s]`, 1 = real token (`None`: all real)
+    /// - token_type_ids: `[b, s]` (`None`: all 0)
+    /// - output: `[b, s, hidden]`
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> Tensor<B, 3> {
+        let s = input_ids.dims()[1];
+        let masked: Option<Tensor<B, 4, Bool>> =
+            attention_mask.map(|m| crate::nn::padding_mask(m, s));
+        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        for layer in &self.layers {
+            x = layer.forward(x, masked.clone());
+        }
+        x
+    }
+
+    /// The pooler output `tanh(dense(h[:, 0]))`, `[b, hidden]`; `None` without a pooler.
+    pub fn pool(&self, hidden: Tensor<B, 3>) -> Option<Tensor<B, 2>> {
+        self.pooler.as_ref().map(|p| p.forward(hidden))
+    }
+
+    /// Mean pooling over the real tokens, `[b, hidden]` (see [`mean_pool`]).
+    pub fn mean_pool(
+        &self,
+        hidden: Tensor<B, 3>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2> {
+        mean_pool(hidden, attention_mask)
+    }
+
+    /// Unfreezes every parameter for full fine-tuning, or freezes them all again; adapters
+    /// keep their own state.
+    pub fn set_full_finetune(mut self, full: bool) -> Self {
+        self.embeddings = set_all_trainable(self.embeddings, full);
+        for layer in &mut self.layers {
+            layer.attention.output.layer_norm =
+                set_all_trainable(layer.attention.output.layer_norm.clone(), full);
+            layer.output.layer_norm = set_all_trainable(layer.output.layer_norm.clone(), full);
+        }
+        self.visit_linears_mut(&mut |l| l.set_base_trainable(full));
+        self.full_finetune = full;
+        self
+    }
+
+    /// Whether every parameter is trained.
+    pub fn is_full_finetune(&self) -> bool {
+        self.full_finetune
+    }
+
+    /// Parameters an optimiser trains: everything under full fine-tuning, else the active
+    /// adapters.
+    pub fn trainable_params(&self) -> usize {
+        if self.full_finetune {
+            self.num_params()
+        } else {
+            self.adapter_trainable_params()
+        }
+    }
+}
+
+/// The encoder configuration of `checkpoint`, or an error naming `operation`.
+pub(crate) fn encoder_config(checkpoint: &Checkpoint, operation: &str) -> Result<EncoderConfig> {
+    let file = checkpoint.dir().join(CONFIG_FILE);
+    match ModelConfig::from_value(checkpoint.config(), &file)? {
+        ModelConfig::Encoder(config) => Ok(config),
+        other => Err(ModelError::WrongModelKind {
+            operation: operation.into(),
+            needs: "a bert or roberta checkpoint".into(),
+            found: format!("a {} model", other.family()),
+            folder: checkpoint.dir().display().to_string(),
+        }),
+    }
+}
+
+impl<B: Backend> AdapterHost<B> for EncoderModel<B> {
+    fn visit_linears(&self, f: &mut dyn FnMut(&AdaptedLinear<B>)) {
+        for layer in &self.layers {
+            let a = &layer.attention;
+            for l in [
+                &a.self_attn.query,
+                &a.self_attn.key,
+                &a.self_attn.value,
+                &a.output.dense,
+                &layer.intermediate.dense,
+                &layer.output.dense,
+            ] {
+                f(l);
+            }
+        }
+        if let Some(p) = &self.pooler {
+            f(&p.dense);
+        }
+    }
+
+    fn visit_linears_mut(&mut self, f: &mut dyn FnMut(&mut AdaptedLinear<B>)) {
+        for layer in &mut self.layers {
+            let a = &mut layer.attention;
+            f(&mut a.self_attn.query);
+            f(&mut a.self_attn.key);
+            f(&mut a.self_attn.value);
+            f(&mut a.output.dense);
+            f(&mut layer.intermediate.dense);
+            f(&mut layer.output.dense);
+        }
+        if let Some(p) = &mut self.pooler {
+            f(&mut p.dense);
+        }
+    }
+}
