@@ -1,0 +1,80 @@
+//! Assembling burn-train's `SupervisedTraining` around a [`Trainer`].
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainStep, TrainingStrategy};
+
+use super::optim::SharedOptimizer;
+use super::renderer::QuietRenderer;
+use super::run_dir::RunDir;
+use super::schedule::WarmupDecay;
+use super::task::TrainTask;
+use super::trainer::{Outcome, Trainer};
+
+/// The burn-train configuration type of our runs.
+pub type Training<B, M, O> =
+    SupervisedTraining<burn::train::LearningComponentsMarker<B, WarmupDecay, M, SharedOptimizer<O>>>;
+
+/// Where progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// burn-train's TUI dashboard (needs a terminal).
+    Dashboard,
+    /// One line every this many steps.
+    Quiet(usize),
+}
+
+impl Display {
+    /// The dashboard on a terminal, quiet lines every `every` steps otherwise.
+    pub fn auto(every: usize) -> Self {
+        if std::io::stdout().is_terminal() {
+            Self::Dashboard
+        } else {
+            Self::Quiet(every)
+        }
+    }
+}
+
+/// Runs `trainer` through burn-train's supervised training: `register` adds the dashboard
+/// metrics; `display` chooses the TUI or quiet lines. Returns the trained model (inference
+/// form) and the outcome.
+#[allow(clippy::too_many_arguments)]
+pub fn launch<B, M, O, T>(
+    trainer: Trainer<B, M, O, T>,
+    model: M,
+    optimizer: SharedOptimizer<O>,
+    scheduler: WarmupDecay,
+    run: &RunDir,
+    dataloader_train: Arc<dyn DataLoader<B, <M as TrainStep>::Input>>,
+    dataloader_valid: Arc<
+        dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>,
+    >,
+    display: Display,
+    register: impl FnOnce(Training<B, M, O>) -> Training<B, M, O>,
+) -> (M::InnerModule, Outcome)
+where
+    B: AutodiffBackend,
+    M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
+    M::InnerModule: InferenceStep,
+    O: Optimizer<M, B> + 'static,
+    T: TrainTask<B, M>,
+{
+    let outcome = trainer.outcome();
+    let epochs = trainer.options().epochs;
+    let training = SupervisedTraining::new(run.root(), dataloader_train, dataloader_valid)
+        .with_training_strategy(TrainingStrategy::Custom(Arc::new(trainer)))
+        .num_epochs(epochs);
+    let training = register(training);
+    let training = match display {
+        Display::Dashboard => training.summary(),
+        Display::Quiet(every) => training.renderer(QuietRenderer::new(every)),
+    };
+    let result = training.launch(Learner::new(model, optimizer, scheduler));
+    let outcome = outcome.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (result.model, outcome)
+}

@@ -1,0 +1,30 @@
+//! The training machinery shared by the GLUE and MetaMath jobs, on top of burn-train.
+//!
+//! burn-train's `SupervisedTraining` provides the metrics, the dashboard (TUI on a terminal,
+//! [`QuietRenderer`] otherwise) and the metric logs; [`Trainer`] replaces its epoch loop with
+//! one that checkpoints only what training changes (adapters, heads, optimiser state) every N
+//! steps, atomically, resumes mid-epoch exactly where it stopped, stops on a non-finite loss
+//! without losing the last good checkpoint, clips the global gradient norm, evaluates with
+//! task metrics and keeps the best adapter.
+
+mod checkpoint;
+mod launch;
+mod optim;
+mod renderer;
+mod report;
+mod run_dir;
+mod schedule;
+mod state;
+mod task;
+mod trainer;
+
+pub use checkpoint::{CheckpointStore, OPTIMIZER_FILE, STATE_FILE, TRAINABLE_DIR};
+pub use launch::{launch, Display, Training};
+pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
+pub use renderer::QuietRenderer;
+pub use report::{write_metrics, write_plot};
+pub use run_dir::RunDir;
+pub use schedule::{DecayKind, WarmupDecay};
+pub use state::{Best, EpochRecord, StepRecord, TrainerState};
+pub use task::{Evaluation, MetricGoal, TrainTask};
+pub use trainer::{Outcome, Trainer, TrainerOptions};

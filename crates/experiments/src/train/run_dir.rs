@@ -1,0 +1,98 @@
+//! The run folder: everything a training run leaves behind.
+//!
+//! ```text
+//! <run>/config.toml         the resolved configuration (what `--resume` checks against)
+//! <run>/metrics.json        per-epoch results and logged steps
+//! <run>/metrics.csv         the same per epoch, one row each
+//! <run>/curves.png          training loss and dev metrics
+//! <run>/best/               the best adapter so far (PEFT folder, head included)
+//! <run>/checkpoints/        step-NNNNNNNN/ checkpoints and the `latest` pointer
+//! <run>/experiment.log, train/, valid/   burn-train's logs
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// Paths inside a run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a new run folder; refuses one that already holds a run (use `--resume`).
+    ///
+    /// # Errors
+    /// The folder holds a previous run, or cannot be created.
+    pub fn create(root: &Path) -> anyhow::Result<Self> {
+        let run = Self {
+            root: root.to_path_buf(),
+        };
+        if run.config_path().exists() {
+            bail!(
+                "{} already holds a run; pass `--resume {}` to continue it, or choose another `--out`",
+                root.display(),
+                root.display()
+            );
+        }
+        std::fs::create_dir_all(run.checkpoints())
+            .with_context(|| format!("creating run folder {}", root.display()))?;
+        Ok(run)
+    }
+
+    /// Opens the folder of an earlier run.
+    ///
+    /// # Errors
+    /// The folder or its `config.toml` is missing.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        let run = Self {
+            root: root.to_path_buf(),
+        };
+        if !root.is_dir() {
+            bail!("--resume {}: no such folder", root.display());
+        }
+        if !run.config_path().is_file() {
+            bail!(
+                "--resume {}: not a run folder (no config.toml); expected the --out folder of an earlier run",
+                root.display()
+            );
+        }
+        Ok(run)
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `metrics.json`.
+    pub fn metrics_json(&self) -> PathBuf {
+        self.root.join("metrics.json")
+    }
+
+    /// `metrics.csv`.
+    pub fn metrics_csv(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+
+    /// `curves.png`.
+    pub fn plot(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+
+    /// `best/`: the best adapter so far.
+    pub fn best(&self) -> PathBuf {
+        self.root.join("best")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+}

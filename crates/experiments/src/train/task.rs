@@ -1,0 +1,73 @@
+//! What a task (GLUE, causal LM) gives the trainer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{InferenceStep, TrainStep};
+use serde::{Deserialize, Serialize};
+
+/// Whether a larger or a smaller value of the selection metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricGoal {
+    /// Accuracy, F1, correlations.
+    Maximise,
+    /// Losses, perplexity.
+    Minimise,
+}
+
+impl MetricGoal {
+    /// Whether `candidate` improves on `best`.
+    pub fn improves(self, candidate: f64, best: f64) -> bool {
+        match self {
+            Self::Maximise => candidate > best,
+            Self::Minimise => candidate < best,
+        }
+    }
+}
+
+/// Accumulates evaluation outputs over the dev set and turns them into named metrics.
+pub trait Evaluation<O>: Send {
+    /// Takes one batch's output.
+    fn observe(&mut self, output: &O);
+    /// The metrics over everything observed (name → value), in display order.
+    fn finish(&mut self) -> Vec<(String, f64)>;
+}
+
+/// The task-specific half of training: data order, losses, evaluation and the trainable state.
+pub trait TrainTask<B, M>: Send + Sync + 'static
+where
+    B: AutodiffBackend,
+    M: TrainStep + AutodiffModule<B>,
+    M::InnerModule: InferenceStep,
+{
+    /// Batches of training epoch `epoch` (1-based) in that epoch's shuffled order (a function
+    /// of the seed and the epoch only), without its first `skip_batches` batches.
+    fn train_loader(
+        &self,
+        epoch: usize,
+        skip_batches: usize,
+    ) -> Arc<dyn DataLoader<B, <M as TrainStep>::Input>>;
+
+    /// Training batches per epoch.
+    fn batches_per_epoch(&self) -> usize;
+
+    /// Training examples per epoch.
+    fn train_items(&self) -> usize;
+
+    /// The scalar loss of a training step's output (this synchronises with the device).
+    fn loss_value(&self, output: &<M as TrainStep>::Output) -> f64;
+
+    /// A fresh evaluation accumulator for the dev set.
+    fn new_evaluation(&self) -> Box<dyn Evaluation<<M::InnerModule as InferenceStep>::Output>>;
+
+    /// Writes what training changes (adapters, heads; everything for full fine-tuning) into
+    /// `dir`, in the format users take away (PEFT for adapters).
+    fn save_trainable(&self, model: &M, dir: &Path) -> anyhow::Result<()>;
+
+    /// Loads what [`save_trainable`](Self::save_trainable) wrote into `model`.
+    fn load_trainable(&self, model: M, dir: &Path) -> anyhow::Result<M>;
+}
