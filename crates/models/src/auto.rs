@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use serde_json::Value;
 
-use crate::checkpoint::{Checkpoint, LoadOptions, CONFIG_FILE};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::{ModelConfig, ModelFamily};
 use crate::encoder::{
     peek_head_labels, ClassifierOptions, EncoderModel, SequenceClassificationModel,
@@ -20,6 +20,7 @@ use crate::llama::LlamaForCausalLM;
 
 /// A loaded model of any supported kind.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // Burn modules cannot be boxed
 pub enum AutoModel<B: Backend> {
     /// A LLaMA causal LM.
     CausalLm(LlamaForCausalLM<B>),
@@ -59,8 +60,7 @@ impl<B: Backend> AutoModel<B> {
     ) -> Result<Self> {
         let dir = dir.as_ref();
         let checkpoint = Checkpoint::open(dir)?;
-        let config = ModelConfig::from_value(checkpoint.config(), &dir.join(CONFIG_FILE))?;
-        match config {
+        match checkpoint.model_config().clone() {
             ModelConfig::Llama(config) => Ok(Self::CausalLm(LlamaForCausalLM::load(
                 &checkpoint,
                 config,

@@ -18,6 +18,7 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 
 /// The configuration file of a checkpoint folder.
@@ -104,6 +105,7 @@ pub struct TensorInfo {
 pub struct Checkpoint {
     dir: PathBuf,
     config: Value,
+    model_config: ModelConfig,
     shards: Vec<Shard>,
     /// Tensor name → index in `shards`.
     names: BTreeMap<String, usize>,
@@ -112,15 +114,18 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `dir`: reads `config.json` and maps `model.safetensors`, or every shard listed in
-    /// `model.safetensors.index.json`.
+    /// Opens `dir`: reads and checks `config.json`, then maps `model.safetensors`, or every
+    /// shard listed in `model.safetensors.index.json`.
     ///
     /// # Errors
-    /// A missing folder, a missing `config.json` or weight file, invalid JSON, or a weight
-    /// file the safetensors parser rejects; each names the path.
+    /// A missing folder, a missing `config.json` or weight file, invalid JSON, an
+    /// unsupported `model_type` or invalid config field, or a weight file the safetensors
+    /// parser rejects; each names the path.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let config = read_config(&dir)?;
+        // The configuration is checked before the weights are looked for.
+        let model_config = ModelConfig::from_value(&config, &dir.join(CONFIG_FILE))?;
         let index_path = dir.join(WEIGHTS_INDEX_FILE);
         let single = dir.join(WEIGHTS_FILE);
         let (files, sharded) = if single.is_file() {
@@ -149,6 +154,7 @@ impl Checkpoint {
         Ok(Self {
             dir,
             config,
+            model_config,
             shards,
             names,
             sharded,
@@ -163,6 +169,11 @@ impl Checkpoint {
     /// The parsed `config.json`.
     pub fn config(&self) -> &Value {
         &self.config
+    }
+
+    /// The model configuration from `config.json`.
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.model_config
     }
 
     /// Whether the weights are split into shards listed by an index file.

@@ -1,6 +1,8 @@
 //! stories260K against transformers: prompt logits, the 40-token greedy continuation (with
 //! and without the KV cache), batching, sampling and the training loss.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
+
 mod common;
 
 use burn::tensor::{Int, Tensor, TensorData};

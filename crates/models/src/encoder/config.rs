@@ -118,7 +118,7 @@ impl EncoderConfig {
                 return Err(invalid_field(file, field, "a positive integer", 0));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid_field(
                 file,
                 "num_attention_heads",

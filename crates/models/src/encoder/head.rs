@@ -52,6 +52,7 @@ pub struct RobertaClassificationHead<B: Backend> {
 
 /// The head of a [`SequenceClassificationModel`](super::SequenceClassificationModel).
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // Burn modules cannot be boxed
 pub enum ClassificationHead<B: Backend> {
     /// BERT: on the pooler output.
     Bert(BertClassificationHead<B>),

@@ -11,7 +11,7 @@ use super::config::EncoderConfig;
 use super::embeddings::EncoderEmbeddings;
 use super::layer::EncoderLayer;
 use super::pooling::{mean_pool, Pooler};
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader, CONFIG_FILE};
+use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
 use crate::config::{ModelConfig, ModelFamily};
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
@@ -224,8 +224,7 @@ impl<B: Backend> EncoderModel<B> {
 
 /// The encoder configuration of `checkpoint`, or an error naming `operation`.
 pub(crate) fn encoder_config(checkpoint: &Checkpoint, operation: &str) -> Result<EncoderConfig> {
-    let file = checkpoint.dir().join(CONFIG_FILE);
-    match ModelConfig::from_value(checkpoint.config(), &file)? {
+    match checkpoint.model_config().clone() {
         ModelConfig::Encoder(config) => Ok(config),
         other => Err(ModelError::WrongModelKind {
             operation: operation.into(),

@@ -128,7 +128,7 @@ impl LlamaConfig {
                 return Err(invalid_field(file, field, "a positive integer", 0));
             }
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid_field(
                 file,
                 "num_attention_heads",
@@ -137,7 +137,7 @@ impl LlamaConfig {
             ));
         }
         let kv = self.num_kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(invalid_field(
                 file,
                 "num_key_value_heads",
@@ -148,7 +148,7 @@ impl LlamaConfig {
                 kv,
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(invalid_field(
                 file,
                 "head_dim",

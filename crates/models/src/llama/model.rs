@@ -76,8 +76,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
     ) -> Result<Self> {
         let dir = dir.as_ref();
         let checkpoint = Checkpoint::open(dir)?;
-        let file = dir.join(crate::checkpoint::CONFIG_FILE);
-        match ModelConfig::from_value(checkpoint.config(), &file)? {
+        match checkpoint.model_config().clone() {
             ModelConfig::Llama(config) => Self::load(&checkpoint, config, options, device),
             other => Err(ModelError::WrongModelKind {
                 operation: "LlamaForCausalLM::from_pretrained".into(),
