@@ -1,2 +1,4 @@
 
 pub mod train;
+pub mod backend_select;
+pub mod cli;

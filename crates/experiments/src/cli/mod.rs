@@ -1,0 +1,165 @@
+//! The `bone` command-line tool: run, generate with, merge and inspect Hugging Face
+//! checkpoints with Bone, Bat or LoRA adapters.
+//!
+//! Each sub-command is one module; [`run`] dispatches to it on the backend `--device` names.
+
+mod common;
+mod forward;
+mod generate;
+mod inspect;
+mod merge;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend_select::{run_inference, BackendTask, Device};
+
+pub use common::{ModelArgs, Precision};
+
+/// Bone/Bat/LoRA fine-tuning tools for Hugging Face checkpoints (LLaMA, BERT, RoBERTa).
+#[derive(Debug, Parser)]
+#[command(
+    name = "bone",
+    version,
+    about = "Run, generate with, merge and inspect Hugging Face checkpoints (LLaMA, BERT, RoBERTa) \
+             with Bone, Bat or LoRA adapters in PEFT's format",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Backend to run on (among those compiled in).
+    #[arg(long, value_enum, default_value_t = Device::Auto, global = true, env = "BONE_DEVICE")]
+    pub device: Device,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a forward pass and write its outputs to a safetensors file: `logits` for a
+    /// decoder; `last_hidden_state`, `mean_pooled` (and `pooler_output`, `logits` when the
+    /// model has them) for an encoder; plus `input_ids` and `attention_mask`.
+    Forward(ForwardArgs),
+    /// Generate text from a prompt with a decoder, streaming it to stdout.
+    Generate(GenerateArgs),
+    /// Merge an adapter into its base model and write a Hugging Face checkpoint folder
+    /// (same tensor names; config, tokenizer and other files copied) that transformers loads.
+    Merge(MergeArgs),
+    /// Describe a model (and an adapter): architecture, parameter counts, trainable share.
+    Inspect(InspectArgs),
+}
+
+/// `bone forward`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(false))]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text to tokenise with the model's tokenizer.json (repeat for a right-padded batch).
+    #[arg(long, group = "input")]
+    pub text: Vec<String>,
+    /// Token ids, comma-separated (repeat for a right-padded batch).
+    #[arg(long, group = "input", value_name = "ID,ID,...")]
+    pub ids: Vec<String>,
+    /// Do not add the tokenizer's special tokens (BOS, [CLS] … [SEP]) to --text.
+    #[arg(long)]
+    pub no_special_tokens: bool,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub out: PathBuf,
+}
+
+/// `bone generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt (the tokenizer adds BOS). Repeat to generate for a batch.
+    #[arg(long, required = true)]
+    pub prompt: Vec<String>,
+    /// The most tokens to generate per prompt.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Sample among the k most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probabilities add up to p (nucleus).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed of the sampler (the same seed gives the same text).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Recompute the whole sequence at every step instead of using the KV cache (slow).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Keep generating after end-of-sequence tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Print the text once at the end instead of streaming it.
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+/// `bone merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The base model folder (config.json, model.safetensors, tokenizer).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The PEFT adapter folder (adapter_config.json, adapter_model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: PathBuf,
+    /// The folder to write the merged checkpoint to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Write into --out even when it already holds files.
+    #[arg(long)]
+    pub force: bool,
+    /// Merge even if the merged weights would hold NaN or infinity.
+    #[arg(long)]
+    pub unsafe_merge: bool,
+}
+
+/// `bone inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print the adaptable linear layers with their shapes.
+    #[arg(long)]
+    pub layers: bool,
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Whatever the command met: a missing folder or file, an unsupported model, a bad tensor,
+/// invalid arguments, I/O errors.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    run_inference(cli.device, Task(cli.command))
+}
+
+struct Task(Command);
+
+impl BackendTask for Task {
+    type Output = ();
+
+    fn run<B: burn::tensor::backend::Backend>(
+        self,
+        device: B::Device,
+        backend: &'static str,
+    ) -> anyhow::Result<()> {
+        match self.0 {
+            Command::Forward(args) => forward::run::<B>(args, &device),
+            Command::Generate(args) => generate::run::<B>(args, &device),
+            Command::Merge(args) => merge::run::<B>(args, &device),
+            Command::Inspect(args) => inspect::run::<B>(args, &device, backend),
+        }
+    }
+}
