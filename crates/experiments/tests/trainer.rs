@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bone_module::peft::{load_adapter, save_adapter};
-use bone_module::{AdaptedLinear, AdapterConfig, AdapterHost, AdapterHostExt, AdapterSpec, TargetModules};
+use bone_module::{
+    AdaptedLinear, AdapterConfig, AdapterHost, AdapterHostExt, AdapterSpec, TargetModules,
+};
 use burn::backend::Autodiff;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
@@ -22,8 +24,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use experiments::train::{
-    launch, with_stable_param_ids, Display, Evaluation, MetricGoal, RunDir, SharedOptimizer,
-    TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay, DecayKind,
+    launch, with_stable_param_ids, DecayKind, Display, Evaluation, MetricGoal, RunDir,
+    SharedOptimizer, TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay,
 };
 
 type TB = bone_module::backend::DefaultBackend;
@@ -129,22 +131,40 @@ struct Accuracy {
 
 impl<B: Backend> Evaluation<ClassificationOutput<B>> for Accuracy {
     fn observe(&mut self, output: &ClassificationOutput<B>) {
-        let predicted: Vec<i64> = output.output.clone().argmax(1).into_data().iter::<i64>().collect();
+        let predicted: Vec<i64> = output
+            .output
+            .clone()
+            .argmax(1)
+            .into_data()
+            .iter::<i64>()
+            .collect();
         let targets: Vec<i64> = output.targets.to_data().iter::<i64>().collect();
-        self.correct += predicted.iter().zip(&targets).filter(|(a, b)| a == b).count();
+        self.correct += predicted
+            .iter()
+            .zip(&targets)
+            .filter(|(a, b)| a == b)
+            .count();
         self.total += targets.len();
     }
     fn finish(&mut self) -> Vec<(String, f64)> {
-        vec![("accuracy".into(), self.correct as f64 / self.total.max(1) as f64)]
+        vec![(
+            "accuracy".into(),
+            self.correct as f64 / self.total.max(1) as f64,
+        )]
     }
 }
 
 impl TrainTask<AD, Toy<AD>> for ToyTask {
     fn train_loader(&self, epoch: usize, skip: usize) -> Arc<dyn DataLoader<AD, ToyBatch<AD>>> {
-        let shuffled = ShuffledDataset::new(InMemDataset::new(self.data.clone()), self.seed + epoch as u64);
+        let shuffled = ShuffledDataset::new(
+            InMemDataset::new(self.data.clone()),
+            self.seed + epoch as u64,
+        );
         let len = shuffled.len();
         let rest = PartialDataset::new(shuffled, (skip * self.batch_size).min(len), len);
-        DataLoaderBuilder::new(ToyBatcher).batch_size(self.batch_size).build(rest)
+        DataLoaderBuilder::new(ToyBatcher)
+            .batch_size(self.batch_size)
+            .build(rest)
     }
     fn batches_per_epoch(&self) -> usize {
         self.data.len().div_ceil(self.batch_size)
@@ -156,7 +176,10 @@ impl TrainTask<AD, Toy<AD>> for ToyTask {
         f64::from(output.loss.clone().into_scalar())
     }
     fn new_evaluation(&self) -> Box<dyn Evaluation<ClassificationOutput<TB>>> {
-        Box::new(Accuracy { correct: 0, total: 0 })
+        Box::new(Accuracy {
+            correct: 0,
+            total: 0,
+        })
     }
     fn save_trainable(&self, model: &Toy<AD>, dir: &Path) -> anyhow::Result<()> {
         save_adapter(model, "default", &self.config, dir, &BTreeMap::new())?;
@@ -202,15 +225,37 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// Runs (or resumes) training in `dir`; returns the final adapter block values and outcome.
-fn run(dir: &Path, resume: bool, stop_after: Option<usize>, poison: Option<usize>) -> (Vec<f32>, experiments::train::Outcome) {
+fn run(
+    dir: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+    poison: Option<usize>,
+) -> (Vec<f32>, experiments::train::Outcome) {
     let config = AdapterConfig::from_spec(&AdapterSpec::bone(4), TargetModules::names(&["layer"]));
-    let task = Arc::new(ToyTask { data: items(poison), batch_size: 8, seed: 5, config: config.clone() });
+    let task = Arc::new(ToyTask {
+        data: items(poison),
+        batch_size: 8,
+        seed: 5,
+        config: config.clone(),
+    });
     let total = 3 * task.batches_per_epoch();
-    let optimizer = SharedOptimizer::new(AdamWConfig::new().with_weight_decay(0.01).init::<AD, Toy<AD>>());
+    let optimizer = SharedOptimizer::new(
+        AdamWConfig::new()
+            .with_weight_decay(0.01)
+            .init::<AD, Toy<AD>>(),
+    );
     let mut model = fresh_model(&config);
     let (run_dir, state) = if resume {
         let run_dir = RunDir::open(dir).unwrap();
-        let (m, state) = Trainer::restore(task.as_ref(), &run_dir, model, &optimizer, "toy", &Default::default()).unwrap();
+        let (m, state) = Trainer::restore(
+            task.as_ref(),
+            &run_dir,
+            model,
+            &optimizer,
+            "toy",
+            &Default::default(),
+        )
+        .unwrap();
         model = m;
         (run_dir, state)
     } else {
@@ -219,14 +264,32 @@ fn run(dir: &Path, resume: bool, stop_after: Option<usize>, poison: Option<usize
         (run_dir, TrainerState::new("toy".into(), total))
     };
     let scheduler = WarmupDecay::new(5e-2, 2, total, DecayKind::Linear).at_step(state.global_step);
-    let valid = DataLoaderBuilder::new(ToyBatcher).batch_size(16).build(InMemDataset::new(items(None)));
+    let valid = DataLoaderBuilder::new(ToyBatcher)
+        .batch_size(16)
+        .build(InMemDataset::new(items(None)));
     let train = task.train_loader(1, 0);
-    let trainer = Trainer::new(task, optimizer.clone(), run_dir.clone(), options(stop_after), state);
-    let (model, outcome) = launch(trainer, model, optimizer, scheduler, &run_dir, train, valid, Display::Quiet(1000), |t| {
-        t.metric_train_numeric(LossMetric::new())
-            .metric_valid_numeric(AccuracyMetric::new())
-            .with_application_logger(None)
-    });
+    let trainer = Trainer::new(
+        task,
+        optimizer.clone(),
+        run_dir.clone(),
+        options(stop_after),
+        state,
+    );
+    let (model, outcome) = launch(
+        trainer,
+        model,
+        optimizer,
+        scheduler,
+        &run_dir,
+        train,
+        valid,
+        Display::Quiet(1000),
+        |t| {
+            t.metric_train_numeric(LossMetric::new())
+                .metric_valid_numeric(AccuracyMetric::new())
+                .with_application_logger(None)
+        },
+    );
     let block = match model.layer.adapter("default").unwrap() {
         bone_module::Adapter::Bone(b) => b.block.val().to_data().iter::<f32>().collect(),
         _ => unreachable!(),
@@ -245,12 +308,27 @@ fn a_run_leaves_metrics_curves_best_adapter_and_checkpoints() {
     assert_eq!(state.history.len(), 3);
     assert_eq!(state.steps.len(), 18, "a step record every 2 steps");
     let best = state.best.unwrap();
-    assert!(best.value >= 0.75, "the toy problem is learnable: dev accuracy {}", best.value);
-    for file in ["config.toml", "metrics.json", "metrics.csv", "curves.png", "best/adapter_config.json", "best/adapter_model.safetensors", "checkpoints/latest"] {
+    assert!(
+        best.value >= 0.75,
+        "the toy problem is learnable: dev accuracy {}",
+        best.value
+    );
+    for file in [
+        "config.toml",
+        "metrics.json",
+        "metrics.csv",
+        "curves.png",
+        "best/adapter_config.json",
+        "best/adapter_model.safetensors",
+        "checkpoints/latest",
+    ] {
         assert!(dir.join(file).is_file(), "missing {file}");
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "epoch,global_step,train_loss,lr,dev_accuracy,train_seconds,eval_seconds");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "epoch,global_step,train_loss,lr,dev_accuracy,train_seconds,eval_seconds"
+    );
     assert_eq!(csv.lines().count(), 4);
     let png = std::fs::read(dir.join("curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -261,10 +339,22 @@ fn a_run_leaves_metrics_curves_best_adapter_and_checkpoints() {
     assert!(ckpt.join("optimizer.mpk").is_file());
     assert!(ckpt.join("trainer_state.json").is_file());
     // Only adapter tensors are checkpointed: the file holds the 4×2 block alone.
-    let tensors = bone_module::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors")).unwrap();
-    assert_eq!(tensors.keys().collect::<Vec<_>>(), ["base_model.model.layer.miss_block"]);
-    let names: Vec<String> = std::fs::read_dir(dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names.iter().filter(|n| n.starts_with("step-")).count(), 2, "{names:?}");
+    let tensors =
+        bone_module::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors"))
+            .unwrap();
+    assert_eq!(
+        tensors.keys().collect::<Vec<_>>(),
+        ["base_model.model.layer.miss_block"]
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("step-")).count(),
+        2,
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -276,16 +366,28 @@ fn an_interrupted_run_resumed_ends_where_an_uninterrupted_one_does() {
     let (_, first) = run(&dir, false, Some(17), None);
     assert!(first.interrupted);
     let state = first.state.unwrap();
-    assert_eq!((state.global_step, state.epoch, state.batches_done), (17, 2, 5), "stopped mid-epoch 2");
+    assert_eq!(
+        (state.global_step, state.epoch, state.batches_done),
+        (17, 2, 5),
+        "stopped mid-epoch 2"
+    );
     let (resumed, second) = run(&dir, true, None, None);
     assert!(second.error.is_none());
     let end = second.state.unwrap();
     assert_eq!(end.global_step, 36);
     assert!(end.finished);
-    assert_eq!(resumed, full, "resumed training must reproduce the uninterrupted adapter exactly");
-    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(full_dir.join("metrics.json")).unwrap()).unwrap();
-    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(a["steps"], b["steps"], "the logged losses agree step for step");
+    assert_eq!(
+        resumed, full,
+        "resumed training must reproduce the uninterrupted adapter exactly"
+    );
+    let a: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(full_dir.join("metrics.json")).unwrap()).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(
+        a["steps"], b["steps"],
+        "the logged losses agree step for step"
+    );
 }
 
 #[test]
@@ -295,14 +397,23 @@ fn a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     // checkpoint at step 4 or later, or earlier; either way the run must stop there.
     let (_, outcome) = run(&dir, false, None, Some(40));
     let error = outcome.error.expect("the run must fail");
-    assert!(error.starts_with("training stopped: the loss is NaN at step "), "{error}");
+    assert!(
+        error.starts_with("training stopped: the loss is NaN at step "),
+        "{error}"
+    );
     assert!(error.contains("the update was not applied"), "{error}");
     let state = outcome.state.unwrap();
     assert!(!state.finished);
     if let Some(ckpt) = outcome.last_checkpoint {
         assert!(error.contains(&ckpt.display().to_string()), "{error}");
-        let block = bone_module::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors")).unwrap();
+        let block = bone_module::tensors::read_safetensors(
+            &ckpt.join("trainable/adapter_model.safetensors"),
+        )
+        .unwrap();
         let values: Vec<f32> = block.values().next().unwrap().iter::<f32>().collect();
-        assert!(values.iter().all(|v| v.is_finite()), "the kept checkpoint is good");
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "the kept checkpoint is good"
+        );
     }
 }

@@ -77,7 +77,8 @@ impl CheckpointStore {
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                Err(e).with_context(|| format!("writing checkpoint {name} in {}", self.dir.display()))
+                Err(e)
+                    .with_context(|| format!("writing checkpoint {name} in {}", self.dir.display()))
             }
         }
     }
@@ -142,7 +143,9 @@ mod tests {
         for step in [10, 20, 30] {
             state.global_step = step;
             store
-                .save(&state, |d| Ok(std::fs::write(d.join("x"), step.to_string())?))
+                .save(&state, |d| {
+                    Ok(std::fs::write(d.join("x"), step.to_string())?)
+                })
                 .unwrap();
         }
         let (path, latest) = store.latest().unwrap().unwrap();

@@ -17,8 +17,9 @@ use super::task::TrainTask;
 use super::trainer::{Outcome, Trainer};
 
 /// The burn-train configuration type of our runs.
-pub type Training<B, M, O> =
-    SupervisedTraining<burn::train::LearningComponentsMarker<B, WarmupDecay, M, SharedOptimizer<O>>>;
+pub type Training<B, M, O> = SupervisedTraining<
+    burn::train::LearningComponentsMarker<B, WarmupDecay, M, SharedOptimizer<O>>,
+>;
 
 /// Where progress goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,7 +70,9 @@ impl<O> SharedOptimizer<O> {
 
     /// Exclusive access to the optimiser (to read or replace its state).
     pub fn lock(&self) -> MutexGuard<'_, O> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -28,7 +28,10 @@ pub fn write_metrics(run: &RunDir, state: &TrainerState) -> anyhow::Result<()> {
         "total_steps": state.total_steps,
         "finished": state.finished,
     });
-    write_atomic(&run.metrics_json(), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    write_atomic(
+        &run.metrics_json(),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
 
     let metrics: BTreeSet<&String> = state.history.iter().flat_map(|e| e.dev.keys()).collect();
     let mut csv = String::from("epoch,global_step,train_loss,lr");
@@ -37,7 +40,11 @@ pub fn write_metrics(run: &RunDir, state: &TrainerState) -> anyhow::Result<()> {
     }
     csv.push_str(",train_seconds,eval_seconds\n");
     for e in &state.history {
-        let _ = write!(csv, "{},{},{},{}", e.epoch, e.global_step, e.train_loss, e.lr);
+        let _ = write!(
+            csv,
+            "{},{},{},{}",
+            e.epoch, e.global_step, e.train_loss, e.lr
+        );
         for m in &metrics {
             match e.dev.get(*m) {
                 Some(v) => {
@@ -122,7 +129,11 @@ fn draw(path: &std::path::Path, state: &TrainerState) -> Result<(), Box<dyn std:
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, color.filled())),
+        )?;
     }
     if !names.is_empty() {
         chart

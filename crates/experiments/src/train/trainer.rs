@@ -14,8 +14,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{
     EventProcessorTraining, InferenceStep, Learner, LearnerEvent, LearningComponentsMarker,
-    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainStep, TrainingComponents,
-    TrainingItem, TrainLoader, ValidLoader,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainStep,
+    TrainingComponents, TrainingItem, ValidLoader,
 };
 
 use super::checkpoint::{CheckpointStore, OPTIMIZER_FILE, TRAINABLE_DIR};
@@ -176,7 +176,10 @@ where
                 .context("writing the optimiser state")?;
             Ok(())
         })?;
-        self.outcome.lock().unwrap_or_else(|p| p.into_inner()).last_checkpoint = Some(path.clone());
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_checkpoint = Some(path.clone());
         Ok(path)
     }
 
@@ -236,11 +239,7 @@ where
     ) -> (M, SupervisedTrainingEventProcessor<Components<B, M, O>>) {
         let mut processor = components.event_processor;
         let interrupter = components.interrupter;
-        let mut state = self
-            .start
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut state = self.start.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let device = learner.model().devices()[0].clone();
         let options = &self.options;
         let batches = self.task.batches_per_epoch().max(1);
@@ -396,7 +395,8 @@ where
                 train_seconds,
                 eval_seconds,
             };
-            let metrics_line: Vec<String> = dev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let metrics_line: Vec<String> =
+                dev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
             self.say(&format!(
                 "epoch {epoch}/{}: train loss {:.4} · dev {} · {:.0} s training, {:.0} s evaluation",
                 options.epochs,
@@ -413,9 +413,10 @@ where
                 .map(|(_, v)| *v);
             match selected {
                 Some(value)
-                    if state.best.as_ref().is_none_or(|b| {
-                        options.selection_goal.improves(value, b.value)
-                    }) =>
+                    if state
+                        .best
+                        .as_ref()
+                        .is_none_or(|b| options.selection_goal.improves(value, b.value)) =>
                 {
                     state.best = Some(Best {
                         metric: options.selection_metric.clone(),
@@ -425,7 +426,10 @@ where
                     });
                     state.evals_without_improvement = 0;
                     if let Err(e) = self.save_best(&learner.model()) {
-                        self.fail(format!("writing the best adapter to {}: {e:#}", self.run.best().display()));
+                        self.fail(format!(
+                            "writing the best adapter to {}: {e:#}",
+                            self.run.best().display()
+                        ));
                         break 'epochs;
                     }
                 }
@@ -457,8 +461,13 @@ where
                 self.fail(format!("{e:#}"));
                 break 'epochs;
             }
-            if let Err(e) = write_metrics(&self.run, &state).and_then(|_| write_plot(&self.run, &state)) {
-                log::warn!("writing the metrics of {}: {e:#}", self.run.root().display());
+            if let Err(e) =
+                write_metrics(&self.run, &state).and_then(|_| write_plot(&self.run, &state))
+            {
+                log::warn!(
+                    "writing the metrics of {}: {e:#}",
+                    self.run.root().display()
+                );
             }
         }
 
@@ -474,4 +483,3 @@ fn mix_seed(seed: u64, step: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
-

@@ -1,0 +1,124 @@
+//! Choosing the backend at run time among those compiled in (`--device`).
+//!
+//! Code is generic over the backend; [`run_on`] instantiates it for the chosen one. The
+//! cargo features decide what can be chosen: `ndarray` (default), `wgpu`, `cuda`.
+
+use anyhow::bail;
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+/// `--device`: which backend runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The most capable backend compiled in: CUDA, then WGPU, then NdArray.
+    #[default]
+    Auto,
+    /// NdArray on the CPU (feature `ndarray`).
+    Ndarray,
+    /// WGPU: Vulkan, Metal or DirectX, or Mesa's lavapipe on the CPU (feature `wgpu`).
+    Wgpu,
+    /// CUDA on an NVIDIA GPU (feature `cuda`).
+    Cuda,
+}
+
+impl DeviceChoice {
+    /// The backend `Auto` stands for in this build.
+    pub fn resolve(self) -> Self {
+        match self {
+            Self::Auto if cfg!(feature = "cuda") => Self::Cuda,
+            Self::Auto if cfg!(feature = "wgpu") => Self::Wgpu,
+            Self::Auto => Self::Ndarray,
+            other => other,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+/// Work that runs on any autodiff backend.
+pub trait BackendJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on backend `B` (its inference form is `B::InnerBackend`).
+    fn run<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        backend: &'static str,
+    ) -> anyhow::Result<Self::Output>;
+}
+
+/// Runs `job` on the chosen backend.
+///
+/// # Errors
+/// A backend this build lacks (naming the cargo feature to enable), CUDA without a usable
+/// driver, or the job's own error.
+pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::Output> {
+    match choice.resolve() {
+        DeviceChoice::Ndarray => {
+            #[cfg(feature = "ndarray")]
+            {
+                return job.run::<Autodiff<burn::backend::NdArray>>(Default::default(), "ndarray");
+            }
+            #[allow(unreachable_code)]
+            {
+                bail!("--device ndarray: this build lacks the `ndarray` feature (rebuild with `--features ndarray`)")
+            }
+        }
+        DeviceChoice::Wgpu => {
+            #[cfg(feature = "wgpu")]
+            {
+                return job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu");
+            }
+            #[allow(unreachable_code)]
+            {
+                bail!("--device wgpu: this build lacks the `wgpu` feature (rebuild with `--features wgpu`)")
+            }
+        }
+        DeviceChoice::Cuda => {
+            #[cfg(feature = "cuda")]
+            {
+                check_cuda()?;
+                return job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda");
+            }
+            #[allow(unreachable_code)]
+            {
+                bail!("--device cuda: this build lacks the `cuda` feature (rebuild with `--features cuda`)")
+            }
+        }
+        DeviceChoice::Auto => unreachable!("resolved above"),
+    }
+}
+
+/// Fails cleanly when the CUDA driver cannot be loaded (cudarc panics on first use).
+#[cfg(feature = "cuda")]
+fn check_cuda() -> anyhow::Result<()> {
+    use burn::tensor::Tensor;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Default::default();
+        Tensor::<burn::backend::Cuda, 1>::zeros([1], &device).into_data()
+    });
+    std::panic::set_hook(hook);
+    match probe {
+        Ok(_) => Ok(()),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown error".into());
+            bail!("--device cuda: no usable CUDA device ({reason}); is the NVIDIA driver installed? Use --device ndarray or wgpu")
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The GLUE job's configuration: defaults, an optional TOML file and command-line flags, in
+//! that order of precedence; saved as `config.toml` in the run folder and checked on resume.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::device::DeviceChoice;
+use crate::train::DecayKind;
+
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Bone adapters (block `[r, out]`) plus the classification head.
+    Bone,
+    /// Bat adapters (blocks `[out/r, r, r]`) plus the head.
+    Bat,
+    /// LoRA adapters (`A [r, in]`, `B [out, r]`, scale α/r) plus the head.
+    Lora,
+    /// The classification head alone (linear probe baseline).
+    Head,
+    /// Every parameter (full fine-tuning baseline).
+    Full,
+}
+
+impl Method {
+    /// Whether the method trains adapters.
+    pub fn has_adapter(self) -> bool {
+        matches!(self, Self::Bone | Self::Bat | Self::Lora)
+    }
+
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bone => "bone",
+            Self::Bat => "bat",
+            Self::Lora => "lora",
+            Self::Head => "head",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Every setting of a GLUE run. Field names are the TOML keys and, with `-` for `_`, the flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlueConfig {
+    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.
+    pub task: String,
+    /// Hugging Face checkpoint folder of a BERT or RoBERTa model.
+    pub model: PathBuf,
+    /// Folder holding `glue/<TASK>/…` (else `$BONE_DATA_ROOT`, else `../shared/datasets`).
+    pub data_root: Option<PathBuf>,
+    /// What is trained.
+    pub method: Method,
+    /// Rank (Bone, LoRA) or block size (Bat).
+    pub r: usize,
+    /// LoRA scaling numerator α (scale α/r).
+    pub lora_alpha: f64,
+    /// Target modules: comma-separated names (`query,value`) or `re:<regex>`; empty means
+    /// every linear layer of the encoder.
+    pub targets: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// Peak learning rate (AdamW).
+    pub lr: f64,
+    /// Decay after warm-up.
+    pub schedule: DecayKind,
+    /// Share of the steps spent warming up.
+    pub warmup_ratio: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub max_grad_norm: f64,
+    /// Truncate sequences to this many tokens.
+    pub max_seq_len: usize,
+    /// Train on this many examples, drawn at random with the seed (all when unset).
+    pub max_train_samples: Option<usize>,
+    /// Evaluate on the first this many dev examples (all when unset).
+    pub max_eval_samples: Option<usize>,
+    /// Seed of the head's init, the data order and dropout.
+    pub seed: u64,
+    /// Run folder (default `runs/<task>-<method>-r<r>-seed<seed>`).
+    pub out: Option<PathBuf>,
+    /// Stop after this many evaluations without improvement of the task's main metric.
+    pub early_stopping_patience: Option<usize>,
+    /// Checkpoint every this many optimiser steps (0: only at the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Training loss is logged every this many steps (metrics.json, curves, quiet output).
+    pub log_every: usize,
+    /// Backend: ndarray (CPU), wgpu or cuda, among those compiled in.
+    pub device: DeviceChoice,
+}
+
+impl GlueConfig {
+    /// Defaults of `glue-sst2` (and of `glue`, which requires `--task`).
+    pub fn defaults() -> Self {
+        Self {
+            task: "sst2".into(),
+            model: PathBuf::from("../shared/models/all-MiniLM-L6-v2"),
+            data_root: None,
+            method: Method::Bone,
+            r: 64,
+            lora_alpha: 64.0,
+            targets: String::new(),
+            epochs: 1,
+            batch_size: 32,
+            lr: 5e-4,
+            schedule: DecayKind::Linear,
+            warmup_ratio: 0.06,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            max_seq_len: 64,
+            max_train_samples: None,
+            max_eval_samples: None,
+            seed: 42,
+            out: None,
+            early_stopping_patience: None,
+            checkpoint_every: 200,
+            log_every: 10,
+            device: DeviceChoice::default(),
+        }
+    }
+
+    /// The run folder.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let rank = if self.method.has_adapter() {
+                format!("-r{}", self.r)
+            } else {
+                String::new()
+            };
+            PathBuf::from("runs").join(format!(
+                "{}-{}{rank}-seed{}",
+                self.task.to_lowercase().replace('-', ""),
+                self.method.name(),
+                self.seed
+            ))
+        })
+    }
+
+    /// Reads a TOML file of (some of) the keys.
+    ///
+    /// # Errors
+    /// A missing file, invalid TOML, an unknown key or a value of the wrong type, with the
+    /// file and the key.
+    pub fn read_partial(path: &Path) -> anyhow::Result<toml::Table> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // Check keys and types against the full config.
+        let mut probe = toml::Table::try_from(Self::defaults())?;
+        for (k, v) in &table {
+            if !probe.contains_key(k) && !OPTIONAL_KEYS.contains(&k.as_str()) {
+                bail!(
+                    "{}: unknown key `{k}`; known keys: {}",
+                    path.display(),
+                    known_keys().join(", ")
+                );
+            }
+            probe.insert(k.clone(), v.clone());
+        }
+        let _: Self = probe
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(table)
+    }
+
+    /// This config with the keys of `table` replaced.
+    ///
+    /// # Errors
+    /// A key whose value has the wrong type.
+    pub fn overlay(&self, table: &toml::Table) -> anyhow::Result<Self> {
+        let mut base = toml::Table::try_from(self)?;
+        for (k, v) in table {
+            base.insert(k.clone(), v.clone());
+        }
+        Ok(base.try_into()?)
+    }
+
+    /// Writes `config.toml`.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        bone_module::fs::write_atomic(path, text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Reads a `config.toml` written by [`save`](Self::save).
+    ///
+    /// # Errors
+    /// A missing or invalid file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// A digest of the settings that determine the trained weights (not where files go, which
+    /// backend runs, or how often things are logged or checkpointed).
+    pub fn fingerprint(&self) -> String {
+        let mut essential = self.clone();
+        essential.out = None;
+        essential.data_root = None;
+        essential.device = DeviceChoice::default();
+        essential.log_every = 0;
+        essential.checkpoint_every = 0;
+        essential.model = PathBuf::from(
+            self.model
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let text = toml::to_string(&essential).unwrap_or_default();
+        let digest = Sha256::digest(text.as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Keys that may be absent from the defaults table because their value is unset.
+const OPTIONAL_KEYS: [&str; 5] = [
+    "data_root",
+    "max_train_samples",
+    "max_eval_samples",
+    "out",
+    "early_stopping_patience",
+];
+
+fn known_keys() -> Vec<&'static str> {
+    vec![
+        "task",
+        "model",
+        "data_root",
+        "method",
+        "r",
+        "lora_alpha",
+        "targets",
+        "epochs",
+        "batch_size",
+        "lr",
+        "schedule",
+        "warmup_ratio",
+        "weight_decay",
+        "max_grad_norm",
+        "max_seq_len",
+        "max_train_samples",
+        "max_eval_samples",
+        "seed",
+        "out",
+        "early_stopping_patience",
+        "checkpoint_every",
+        "log_every",
+        "device",
+    ]
+}
+
+/// Command-line flags; each overrides the TOML file and the defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlueArgs {
+    /// TOML file with any of the keys below (flags given on the command line win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Continue the interrupted run in this folder from its last checkpoint (flags given must
+    /// match the run's config.toml).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Hugging Face checkpoint folder of a BERT or RoBERTa model [default: ../shared/models/all-MiniLM-L6-v2].
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Folder holding glue/<TASK>/ [default: $BONE_DATA_ROOT, else ../shared/datasets].
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// What to train [default: bone].
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
+    /// Rank (Bone, LoRA) or block size (Bat) [default: 64].
+    #[arg(long)]
+    pub r: Option<usize>,
+    /// LoRA α; the update is scaled by α/r [default: 64].
+    #[arg(long)]
+    pub lora_alpha: Option<f64>,
+    /// Target modules: `query,key,value,dense` style names or `re:<regex>` over module paths
+    /// [default: every linear layer of the encoder].
+    #[arg(long)]
+    pub targets: Option<String>,
+    /// Epochs [default: 1].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size [default: 32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate [default: 5e-4].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate decay after warm-up [default: linear].
+    #[arg(long, value_enum)]
+    pub schedule: Option<DecayKind>,
+    /// Share of the steps used for linear warm-up [default: 0.06].
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    /// AdamW weight decay [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Global gradient-norm clipping, 0 to disable [default: 1].
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Maximum tokens per sequence [default: 64].
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Train on this many examples drawn at random with the seed [default: all].
+    #[arg(long)]
+    pub max_train_samples: Option<usize>,
+    /// Evaluate on the first this many dev examples [default: all].
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
+    /// Seed [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder [default: runs/<task>-<method>-r<r>-seed<seed>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stop after this many epochs without improvement of the main dev metric [default: off].
+    #[arg(long)]
+    pub early_stopping_patience: Option<usize>,
+    /// Checkpoint every N optimiser steps, 0 for epoch ends only [default: 200].
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Log the training loss every N steps [default: 10].
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    /// Backend to run on [default: the first compiled of cuda, wgpu, ndarray].
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+    /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub display: DisplayChoice,
+    /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
+    /// `--resume`.
+    #[arg(long, hide = true)]
+    pub stop_after_steps: Option<usize>,
+}
+
+/// `--display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DisplayChoice {
+    /// The dashboard on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// burn-train's TUI dashboard.
+    Tui,
+    /// One line every `--log-every` steps.
+    Plain,
+}
+
+impl GlueArgs {
+    /// The flags that were given, as TOML keys (the values of `matches` that came from the
+    /// command line).
+    pub fn given(&self, matches: &ArgMatches) -> anyhow::Result<toml::Table> {
+        let mut table = toml::Table::new();
+        let from_cli = |id: &str| {
+            matches.try_get_raw(id).ok().flatten().is_some()
+                && matches.value_source(id) == Some(ValueSource::CommandLine)
+        };
+        let all = toml::Table::try_from(ArgsAsConfig::from(self))?;
+        for (key, value) in all {
+            if from_cli(&key) {
+                table.insert(key, value);
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// The config keys of [`GlueArgs`] (all optional), for serialising the given flags.
+#[derive(Serialize)]
+struct ArgsAsConfig {
+    task: Option<String>,
+    model: Option<PathBuf>,
+    data_root: Option<PathBuf>,
+    method: Option<Method>,
+    r: Option<usize>,
+    lora_alpha: Option<f64>,
+    targets: Option<String>,
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    schedule: Option<DecayKind>,
+    warmup_ratio: Option<f64>,
+    weight_decay: Option<f64>,
+    max_grad_norm: Option<f64>,
+    max_seq_len: Option<usize>,
+    max_train_samples: Option<usize>,
+    max_eval_samples: Option<usize>,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    early_stopping_patience: Option<usize>,
+    checkpoint_every: Option<usize>,
+    log_every: Option<usize>,
+    device: Option<DeviceChoice>,
+}
+
+impl From<&GlueArgs> for ArgsAsConfig {
+    fn from(a: &GlueArgs) -> Self {
+        Self {
+            task: a.task.clone(),
+            model: a.model.clone(),
+            data_root: a.data_root.clone(),
+            method: a.method,
+            r: a.r,
+            lora_alpha: a.lora_alpha,
+            targets: a.targets.clone(),
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            schedule: a.schedule,
+            warmup_ratio: a.warmup_ratio,
+            weight_decay: a.weight_decay,
+            max_grad_norm: a.max_grad_norm,
+            max_seq_len: a.max_seq_len,
+            max_train_samples: a.max_train_samples,
+            max_eval_samples: a.max_eval_samples,
+            seed: a.seed,
+            out: a.out.clone(),
+            early_stopping_patience: a.early_stopping_patience,
+            checkpoint_every: a.checkpoint_every,
+            log_every: a.log_every,
+            device: a.device,
+        }
+    }
+}
+
+/// The configuration of a run: a new one from defaults, `--config` and flags, or the saved one
+/// of `--resume` with the given flags checked against it.
+///
+/// # Errors
+/// Invalid files, unknown keys, or (on resume) flags that differ from the saved run.
+pub fn resolve(
+    defaults: GlueConfig,
+    args: &GlueArgs,
+    matches: &ArgMatches,
+) -> anyhow::Result<GlueConfig> {
+    let given = args.given(matches)?;
+    if let Some(run) = &args.resume {
+        let saved = GlueConfig::load(&run.join("config.toml")).with_context(|| {
+            format!(
+                "--resume {}: not the folder of an earlier run",
+                run.display()
+            )
+        })?;
+        let mut config = saved.clone();
+        let saved_table = toml::Table::try_from(&saved)?;
+        let mut mismatches = Vec::new();
+        for (key, value) in &given {
+            // Where files go, how progress is shown and which backend runs may change.
+            if [
+                "device",
+                "log_every",
+                "data_root",
+                "model",
+                "checkpoint_every",
+                "out",
+            ]
+            .contains(&key.as_str())
+            {
+                continue;
+            }
+            if saved_table.get(key) != Some(value) {
+                mismatches.push(format!(
+                    "--{} {} (the run used {})",
+                    key.replace('_', "-"),
+                    value,
+                    saved_table
+                        .get(key)
+                        .map_or("nothing".to_string(), |v| v.to_string())
+                ));
+            }
+        }
+        if !mismatches.is_empty() {
+            bail!(
+                "--resume {}: the flags do not match the run: {}; drop them or start a new run",
+                run.display(),
+                mismatches.join(", ")
+            );
+        }
+        let mut changeable = toml::Table::new();
+        for key in [
+            "device",
+            "log_every",
+            "data_root",
+            "model",
+            "checkpoint_every",
+        ] {
+            if let Some(v) = given.get(key) {
+                changeable.insert(key.into(), v.clone());
+            }
+        }
+        config = config.overlay(&changeable)?;
+        config.out = Some(run.clone());
+        return Ok(config);
+    }
+    let mut config = defaults;
+    if let Some(file) = &args.config {
+        config = config.overlay(&GlueConfig::read_partial(file)?)?;
+    }
+    config.overlay(&given)
+}

@@ -1,0 +1,120 @@
+//! The GLUE training model: a sequence classifier with burn-train's step traits.
+
+use burn::module::Module;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData, Transaction};
+use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use data::batcher::ClassificationBatch;
+use models::SequenceClassificationModel;
+
+/// A BERT/RoBERTa sequence classifier (or regressor) trained on a GLUE task.
+#[derive(Module, Debug)]
+pub struct GlueModel<B: Backend> {
+    /// The encoder, its adapters and the head.
+    pub inner: SequenceClassificationModel<B>,
+}
+
+/// One batch's loss, outputs and targets.
+#[derive(Debug, Clone)]
+pub struct GlueOutput<B: Backend> {
+    /// Mean loss, `[1]`.
+    pub loss: Tensor<B, 1>,
+    /// Logits `[b, num_labels]` (scores `[b, 1]` for regression).
+    pub logits: Tensor<B, 2>,
+    /// Class targets `[b]` (zeros for regression).
+    pub labels: Tensor<B, 1, Int>,
+    /// Score targets `[b]` (zeros for classification).
+    pub scores: Tensor<B, 1>,
+}
+
+impl<B: Backend> GlueModel<B> {
+    /// Logits and loss of a labelled batch: cross-entropy for classification, mean squared
+    /// error for regression.
+    pub fn forward_batch(&self, batch: ClassificationBatch<B>) -> GlueOutput<B> {
+        let [b, _] = batch.input_ids.dims();
+        let device = batch.input_ids.device();
+        let logits = self.inner.forward(
+            batch.input_ids,
+            Some(batch.attention_mask),
+            Some(batch.token_type_ids),
+        );
+        if self.inner.is_regression() {
+            let scores = batch.scores.unwrap_or_else(|| Tensor::zeros([b], &device));
+            let loss = SequenceClassificationModel::regression_loss(logits.clone(), scores.clone());
+            GlueOutput {
+                loss,
+                logits,
+                labels: Tensor::zeros([b], &device),
+                scores,
+            }
+        } else {
+            let labels = batch.labels.unwrap_or_else(|| Tensor::zeros([b], &device));
+            let loss =
+                SequenceClassificationModel::classification_loss(logits.clone(), labels.clone());
+            GlueOutput {
+                loss,
+                logits,
+                labels,
+                scores: Tensor::zeros([b], &device),
+            }
+        }
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for GlueModel<B> {
+    type Input = ClassificationBatch<B>;
+    type Output = GlueOutput<B>;
+
+    fn step(&self, batch: ClassificationBatch<B>) -> TrainOutput<GlueOutput<B>> {
+        let output = self.forward_batch(batch);
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl<B: Backend> InferenceStep for GlueModel<B> {
+    type Input = ClassificationBatch<B>;
+    type Output = GlueOutput<B>;
+
+    fn step(&self, batch: ClassificationBatch<B>) -> GlueOutput<B> {
+        self.forward_batch(batch)
+    }
+}
+
+impl<B: Backend> ItemLazy for GlueOutput<B> {
+    type ItemSync = GlueOutput<burn::backend::Flex>;
+
+    fn sync(self) -> Self::ItemSync {
+        let [logits, loss, labels, scores] = Transaction::default()
+            .register(self.logits)
+            .register(self.loss)
+            .register(self.labels)
+            .register(self.scores)
+            .execute()
+            .try_into()
+            .expect("four tensors were registered");
+        let device = Default::default();
+        GlueOutput {
+            loss: Tensor::from_data(loss.convert::<f32>(), &device),
+            logits: Tensor::from_data(logits.convert::<f32>(), &device),
+            labels: Tensor::from_data(convert_ints(labels), &device),
+            scores: Tensor::from_data(scores.convert::<f32>(), &device),
+        }
+    }
+}
+
+fn convert_ints(data: TensorData) -> TensorData {
+    data.convert::<i32>()
+}
+
+impl<B: Backend> Adaptor<LossInput<B>> for GlueOutput<B> {
+    fn adapt(&self) -> LossInput<B> {
+        LossInput::new(self.loss.clone())
+    }
+}
+
+impl<B: Backend> Adaptor<AccuracyInput<B>> for GlueOutput<B> {
+    fn adapt(&self) -> AccuracyInput<B> {
+        AccuracyInput::new(self.logits.clone(), self.labels.clone())
+    }
+}
