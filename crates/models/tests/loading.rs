@@ -134,3 +134,43 @@ fn models_run_in_half_precision_on_flex() {
         assert_eq!(out.sequences[0].len(), 10);
     }
 }
+
+#[test]
+fn a_separate_lm_head_is_loaded_and_used() {
+    let (input, expected) = golden_logits();
+    let mut tensors = read_safetensors(&stories().join("model.safetensors")).unwrap();
+    // An untied copy whose lm_head equals the embeddings gives the same logits ...
+    tensors.insert(
+        "lm_head.weight".into(),
+        tensors["model.embed_tokens.weight"].clone(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors, &[]).unwrap();
+    let config = std::fs::read_to_string(stories().join("config.json"))
+        .unwrap()
+        .replace(
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": false",
+        );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let m = LlamaForCausalLM::<TB>::from_pretrained(dir.path(), &LoadOptions::default(), &device())
+        .unwrap();
+    assert!(m.lm_head.is_some());
+    let logits = m.forward(ids_tensor(&[input.clone()], &device()), None, None);
+    assert_close("untied lm_head", &values(&logits), &expected, 1e-4);
+    // ... and a different lm_head changes them.
+    let scaled: Vec<f32> = f32s(&tensors["model.embed_tokens.weight"])
+        .iter()
+        .map(|v| v * 2.0)
+        .collect();
+    tensors.insert(
+        "lm_head.weight".into(),
+        burn::tensor::TensorData::new(scaled, [512, 64]),
+    );
+    write_safetensors(&dir.path().join("model.safetensors"), &tensors, &[]).unwrap();
+    let m = LlamaForCausalLM::<TB>::from_pretrained(dir.path(), &LoadOptions::default(), &device())
+        .unwrap();
+    let doubled = values(&m.forward(ids_tensor(&[input], &device()), None, None));
+    let twice: Vec<f32> = expected.iter().map(|v| v * 2.0).collect();
+    assert_close("lm_head doubled", &doubled, &twice, 1e-4);
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use bone_module::peft::{load_adapter, save_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
+use bone_module::peft::{load_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use common::*;
 use models::export::save_pretrained;
@@ -130,7 +130,13 @@ fn saved_adapters_load_back_with_identical_outputs() {
         m.add_adapter("mine", &config, &device).unwrap();
         let expected = values(&m.forward(input.clone(), None, None));
         let dir = tempfile::tempdir().unwrap();
-        save_adapter(&m, "mine", &config, dir.path(), &Default::default()).unwrap();
+        m.save_adapter("mine", &config, dir.path()).unwrap();
+        let saved = AdapterConfig::load(dir.path()).unwrap();
+        assert_eq!(saved.task_type.as_deref(), Some("CAUSAL_LM"));
+        assert!(saved
+            .base_model_name_or_path
+            .unwrap()
+            .ends_with("stories260K"));
         assert!(dir.path().join(ADAPTER_CONFIG_FILE).is_file());
         assert!(dir.path().join(ADAPTER_WEIGHTS_FILE).is_file());
         let mut fresh = model();

@@ -279,6 +279,9 @@ impl<B: Backend> SequenceClassificationModel<B> {
     ) -> Result<Vec<String>> {
         let mut config = config.clone();
         config.task_type = Some("SEQ_CLS".into());
+        if config.base_model_name_or_path.is_none() {
+            config.base_model_name_or_path = self.encoder.origin().map(|p| p.display().to_string());
+        }
         let extra = if self.head_trainable {
             let mut modules = config.modules_to_save.clone().unwrap_or_default();
             if !modules.iter().any(|m| m == "classifier") {

@@ -176,6 +176,14 @@ impl<B: Backend> LlamaForCausalLM<B> {
             .or(eos.first().copied())
             .unwrap_or(0);
         let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let limit = self.config().max_position_embeddings;
+        if width + config.max_new_tokens > limit {
+            log::warn!(
+                "prompt ({width} tokens) + max_new_tokens ({}) exceeds max_position_embeddings ({limit}); \
+                 quality may degrade past the trained context",
+                config.max_new_tokens
+            );
+        }
         let mut sequences: Vec<Vec<u32>> = prompts.to_vec();
         let mut finish: Vec<Option<FinishReason>> = vec![None; b];
         if config.max_new_tokens == 0 {

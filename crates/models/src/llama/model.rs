@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use bone_module::{AdaptedLinear, AdapterHost, AdapterHostExt};
+use bone_module::peft::{load_adapter, save_adapter, LoadedAdapter};
+use bone_module::{AdaptedLinear, AdapterConfig, AdapterHost, AdapterHostExt};
 use burn::module::Module;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::log_softmax;
@@ -302,6 +303,39 @@ impl<B: Backend> LlamaForCausalLM<B> {
     /// Whether every parameter is trained.
     pub fn is_full_finetune(&self) -> bool {
         self.full_finetune
+    }
+
+    /// Loads a PEFT adapter folder under `name` (see [`bone_module::peft::load_adapter`]).
+    ///
+    /// # Errors
+    /// A missing or malformed file, a missing or misshaped tensor, a duplicate name.
+    pub fn load_adapter(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        device: &B::Device,
+    ) -> Result<LoadedAdapter> {
+        Ok(load_adapter(self, dir, name, device)?)
+    }
+
+    /// Saves adapter `name` as a PEFT folder loadable on `AutoModelForCausalLM`
+    /// (`task_type = "CAUSAL_LM"`; `base_model_name_or_path` is the source folder unless
+    /// `config` names one).
+    ///
+    /// # Errors
+    /// An unknown adapter, a method that differs from `config`'s, or an I/O error.
+    pub fn save_adapter(
+        &self,
+        name: &str,
+        config: &AdapterConfig,
+        dir: &Path,
+    ) -> Result<Vec<String>> {
+        let mut config = config.clone();
+        config.task_type = Some("CAUSAL_LM".into());
+        if config.base_model_name_or_path.is_none() {
+            config.base_model_name_or_path = self.origin.as_ref().map(|p| p.display().to_string());
+        }
+        Ok(save_adapter(self, name, &config, dir, &Default::default())?)
     }
 
     /// Parameters an optimiser trains: everything under full fine-tuning, else the active
