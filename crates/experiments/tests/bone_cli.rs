@@ -45,7 +45,12 @@ fn ok(args: &[&str]) -> String {
 
 fn fails(args: &[&str], code: i32) -> String {
     let out = bone(args);
-    assert_eq!(out.status.code(), Some(code), "bone {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "bone {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
@@ -62,7 +67,10 @@ fn f32s(d: &TensorData) -> Vec<f32> {
 }
 
 fn ids_arg(d: &TensorData) -> String {
-    d.iter::<i64>().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+    d.iter::<i64>()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[track_caller]
@@ -94,7 +102,12 @@ fn usage_errors_exit_with_2() {
     let err = fails(&["forward", "--model", "x"], 2);
     assert!(err.contains("--out"), "{err}");
     fails(&["frobnicate"], 2);
-    fails(&["forward", "--model", "x", "--out", "y", "--ids", "1", "--text", "a"], 2);
+    fails(
+        &[
+            "forward", "--model", "x", "--out", "y", "--ids", "1", "--text", "a",
+        ],
+        2,
+    );
     fails(&["inspect", "--model", "x", "--device", "tpu"], 2);
 }
 
@@ -103,15 +116,35 @@ fn forward_writes_golden_logits_for_the_decoder() {
     let g = golden("llama_stories260k_forward");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
-    let stdout = ok(&["forward", "--model", s(&stories()), "--ids", &ids_arg(&g["input_ids"]), "--out", s(&out)]);
+    let stdout = ok(&[
+        "forward",
+        "--model",
+        s(&stories()),
+        "--ids",
+        &ids_arg(&g["input_ids"]),
+        "--out",
+        s(&out),
+    ]);
     assert!(stdout.contains("logits [1, 5, 512]"), "{stdout}");
     let t = read_safetensors(&out).unwrap();
     assert_close("decoder logits", &f32s(&t["logits"]), &f32s(&g["logits"]));
     // The same from text.
-    ok(&["forward", "--model", s(&stories()), "--text", "Once upon a time", "--out", s(&out)]);
+    ok(&[
+        "forward",
+        "--model",
+        s(&stories()),
+        "--text",
+        "Once upon a time",
+        "--out",
+        s(&out),
+    ]);
     let t = read_safetensors(&out).unwrap();
     assert_eq!(ids_arg(&t["input_ids"]), ids_arg(&g["input_ids"]));
-    assert_close("decoder logits from text", &f32s(&t["logits"]), &f32s(&g["logits"]));
+    assert_close(
+        "decoder logits from text",
+        &f32s(&t["logits"]),
+        &f32s(&g["logits"]),
+    );
 }
 
 #[test]
@@ -121,17 +154,31 @@ fn forward_writes_golden_hidden_states_for_the_encoders() {
     let out = dir.path().join("minilm.safetensors");
     let model = shared().join("models/all-MiniLM-L6-v2");
     ok(&[
-        "forward", "--model", s(&model),
-        "--text", "A man is playing a guitar.",
-        "--text", "Someone is playing an instrument.",
-        "--text", "The stock market fell sharply today.",
-        "--out", s(&out),
+        "forward",
+        "--model",
+        s(&model),
+        "--text",
+        "A man is playing a guitar.",
+        "--text",
+        "Someone is playing an instrument.",
+        "--text",
+        "The stock market fell sharply today.",
+        "--out",
+        s(&out),
     ]);
     let t = read_safetensors(&out).unwrap();
     assert_eq!(ids_arg(&t["input_ids"]), ids_arg(&g["input_ids"]));
     assert_eq!(ids_arg(&t["attention_mask"]), ids_arg(&g["attention_mask"]));
-    assert_close("MiniLM last_hidden_state", &f32s(&t["last_hidden_state"]), &f32s(&g["last_hidden_state"]));
-    assert_close("MiniLM mean_pooled", &f32s(&t["mean_pooled"]), &f32s(&g["mean_pooled"]));
+    assert_close(
+        "MiniLM last_hidden_state",
+        &f32s(&t["last_hidden_state"]),
+        &f32s(&g["last_hidden_state"]),
+    );
+    assert_close(
+        "MiniLM mean_pooled",
+        &f32s(&t["mean_pooled"]),
+        &f32s(&g["mean_pooled"]),
+    );
     assert!(t.contains_key("pooler_output"));
 
     let g = golden("roberta_tiny_forward");
@@ -149,11 +196,29 @@ fn forward_writes_golden_hidden_states_for_the_encoders() {
             })
             .collect()
     };
-    ok(&["forward", "--model", s(&shared().join("golden/roberta_tiny_random")), "--ids", &rows[0], "--ids", &rows[1], "--out", s(&out)]);
+    ok(&[
+        "forward",
+        "--model",
+        s(&shared().join("golden/roberta_tiny_random")),
+        "--ids",
+        &rows[0],
+        "--ids",
+        &rows[1],
+        "--out",
+        s(&out),
+    ]);
     let t = read_safetensors(&out).unwrap();
-    assert_eq!(ids_arg(&t["input_ids"]), ids_arg(&g["input_ids"]), "right-padded with pad id 1");
+    assert_eq!(
+        ids_arg(&t["input_ids"]),
+        ids_arg(&g["input_ids"]),
+        "right-padded with pad id 1"
+    );
     assert_close("RoBERTa logits", &f32s(&t["logits"]), &f32s(&g["logits"]));
-    assert_close("RoBERTa last_hidden_state", &f32s(&t["last_hidden_state"]), &f32s(&g["last_hidden_state"]));
+    assert_close(
+        "RoBERTa last_hidden_state",
+        &f32s(&t["last_hidden_state"]),
+        &f32s(&g["last_hidden_state"]),
+    );
 }
 
 #[test]
@@ -164,20 +229,62 @@ fn forward_with_a_peft_adapter_and_merge() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.safetensors");
         let ids = ids_arg(&g["input_ids"]);
-        ok(&["forward", "--model", s(&stories()), "--adapter", s(&adapter), "--ids", &ids, "--out", s(&out)]);
+        ok(&[
+            "forward",
+            "--model",
+            s(&stories()),
+            "--adapter",
+            s(&adapter),
+            "--ids",
+            &ids,
+            "--out",
+            s(&out),
+        ]);
         let t = read_safetensors(&out).unwrap();
-        assert_close(&format!("{method} adapter logits"), &f32s(&t["logits"]), &f32s(&g["logits"]));
+        assert_close(
+            &format!("{method} adapter logits"),
+            &f32s(&t["logits"]),
+            &f32s(&g["logits"]),
+        );
 
         let merged = dir.path().join("merged");
-        let stdout = ok(&["merge", "--model", s(&stories()), "--adapter", s(&adapter), "--out", s(&merged)]);
+        let stdout = ok(&[
+            "merge",
+            "--model",
+            s(&stories()),
+            "--adapter",
+            s(&adapter),
+            "--out",
+            s(&merged),
+        ]);
         assert!(stdout.contains("into 35 layers"), "{stdout}");
-        for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
-            assert!(merged.join(file).is_file(), "{method}: {file} missing from the merged folder");
+        for file in [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
+            assert!(
+                merged.join(file).is_file(),
+                "{method}: {file} missing from the merged folder"
+            );
         }
         // Our loader reads the merged folder, and its logits are PEFT's merged logits.
-        ok(&["forward", "--model", s(&merged), "--ids", &ids, "--out", s(&out)]);
+        ok(&[
+            "forward",
+            "--model",
+            s(&merged),
+            "--ids",
+            &ids,
+            "--out",
+            s(&out),
+        ]);
         let t = read_safetensors(&out).unwrap();
-        assert_close(&format!("{method} merged logits"), &f32s(&t["logits"]), &f32s(&g["merged_logits"]));
+        assert_close(
+            &format!("{method} merged logits"),
+            &f32s(&t["logits"]),
+            &f32s(&g["merged_logits"]),
+        );
         let m = models::LlamaForCausalLM::<bone_module::backend::DefaultBackend>::from_pretrained(
             &merged,
             &models::LoadOptions::default(),
@@ -185,9 +292,29 @@ fn forward_with_a_peft_adapter_and_merge() {
         );
         assert!(m.is_ok());
 
-        let err = fails(&["merge", "--model", s(&stories()), "--adapter", s(&adapter), "--out", s(&merged)], 1);
+        let err = fails(
+            &[
+                "merge",
+                "--model",
+                s(&stories()),
+                "--adapter",
+                s(&adapter),
+                "--out",
+                s(&merged),
+            ],
+            1,
+        );
         assert!(err.contains("already holds files; pass --force"), "{err}");
-        ok(&["merge", "--model", s(&stories()), "--adapter", s(&adapter), "--out", s(&merged), "--force"]);
+        ok(&[
+            "merge",
+            "--model",
+            s(&stories()),
+            "--adapter",
+            s(&adapter),
+            "--out",
+            s(&merged),
+            "--force",
+        ]);
     }
 }
 
@@ -196,14 +323,37 @@ fn inspect_prints_parameter_counts() {
     let out = ok(&["inspect", "--model", s(&stories())]);
     assert!(out.contains("LlamaForCausalLM"), "{out}");
     assert!(out.contains("parameters    260,032"), "{out}");
-    assert!(out.contains("trainable params: 0 || all params: 260,032 || trainable%: 0.0000"), "{out}");
+    assert!(
+        out.contains("trainable params: 0 || all params: 260,032 || trainable%: 0.0000"),
+        "{out}"
+    );
     let adapter = shared().join("golden/peft_bone_stories260k");
-    let out = ok(&["inspect", "--model", s(&stories()), "--adapter", s(&adapter), "--layers"]);
-    assert!(out.contains("MISS (bone, r=8) on 35 layers, 24,000 parameters"), "{out}");
-    assert!(out.contains("trainable params: 24,000 || all params: 284,032 || trainable%: 8.4498"), "{out}");
+    let out = ok(&[
+        "inspect",
+        "--model",
+        s(&stories()),
+        "--adapter",
+        s(&adapter),
+        "--layers",
+    ]);
+    assert!(
+        out.contains("MISS (bone, r=8) on 35 layers, 24,000 parameters"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trainable params: 24,000 || all params: 284,032 || trainable%: 8.4498"),
+        "{out}"
+    );
     assert!(out.contains("model.layers.4.mlp.down_proj"), "{out}");
-    let out = ok(&["inspect", "--model", s(&shared().join("models/all-MiniLM-L6-v2"))]);
-    assert!(out.contains("BertModel") && out.contains("parameters    22,713,216"), "{out}");
+    let out = ok(&[
+        "inspect",
+        "--model",
+        s(&shared().join("models/all-MiniLM-L6-v2")),
+    ]);
+    assert!(
+        out.contains("BertModel") && out.contains("parameters    22,713,216"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -211,17 +361,48 @@ fn generate_prints_the_golden_greedy_text() {
     let expected = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
     let model = stories();
     for extra in [&[][..], &["--no-cache"][..], &["--no-stream"][..]] {
-        let mut args = vec!["generate", "--model", s(&model), "--prompt", "Once upon a time", "--max-new-tokens", "40"];
+        let mut args = vec![
+            "generate",
+            "--model",
+            s(&model),
+            "--prompt",
+            "Once upon a time",
+            "--max-new-tokens",
+            "40",
+        ];
         args.extend_from_slice(extra);
         let out = bone(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8(out.stdout).unwrap().trim_end(), expected, "{extra:?}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim_end(),
+            expected,
+            "{extra:?}"
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("40 tokens in"));
     }
     // Sampling is reproducible with a seed.
     let sample = |seed: &str| {
-        ok(&["generate", "--model", s(&stories()), "--prompt", "Once upon a time", "--max-new-tokens", "20",
-            "--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--seed", seed])
+        ok(&[
+            "generate",
+            "--model",
+            s(&stories()),
+            "--prompt",
+            "Once upon a time",
+            "--max-new-tokens",
+            "20",
+            "--temperature",
+            "0.8",
+            "--top-k",
+            "40",
+            "--top-p",
+            "0.9",
+            "--seed",
+            seed,
+        ])
     };
     assert_eq!(sample("3"), sample("3"));
     assert_ne!(sample("3"), sample("4"));
@@ -230,7 +411,10 @@ fn generate_prints_the_golden_greedy_text() {
 #[test]
 fn errors_name_the_problem() {
     let err = fails(&["inspect", "--model", "/no/such/model"], 1);
-    assert_eq!(err.trim_end(), "error: model folder /no/such/model does not exist");
+    assert_eq!(
+        err.trim_end(),
+        "error: model folder /no/such/model does not exist"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
@@ -243,13 +427,37 @@ fn errors_name_the_problem() {
     let mut tensors = read_safetensors(&stories().join("model.safetensors")).unwrap();
     tensors.remove("model.norm.weight");
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, &[]).unwrap();
-    std::fs::copy(stories().join("config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        stories().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let err = fails(&["inspect", "--model", s(dir.path())], 1);
-    assert_eq!(err.trim_end(), format!("error: {}: missing tensor `model.norm.weight`", dir.path().display()));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: {}: missing tensor `model.norm.weight`",
+            dir.path().display()
+        )
+    );
 
-    tensors.insert("model.norm.weight".into(), TensorData::new(vec![1.0f32; 65], [65]));
+    tensors.insert(
+        "model.norm.weight".into(),
+        TensorData::new(vec![1.0f32; 65], [65]),
+    );
     write_safetensors(&dir.path().join("model.safetensors"), &tensors, &[]).unwrap();
-    let err = fails(&["forward", "--model", s(dir.path()), "--ids", "1,2", "--out", s(&dir.path().join("o.safetensors"))], 1);
+    let err = fails(
+        &[
+            "forward",
+            "--model",
+            s(dir.path()),
+            "--ids",
+            "1,2",
+            "--out",
+            s(&dir.path().join("o.safetensors")),
+        ],
+        1,
+    );
     assert_eq!(
         err.trim_end(),
         format!(
@@ -258,12 +466,61 @@ fn errors_name_the_problem() {
         )
     );
 
-    let err = fails(&["generate", "--model", s(&shared().join("models/all-MiniLM-L6-v2")), "--prompt", "hi"], 1);
-    assert!(err.contains("bone generate needs a decoder (llama)"), "{err}");
-    let err = fails(&["forward", "--model", s(&stories()), "--ids", "1,9999", "--out", "/tmp/x.safetensors"], 1);
-    assert!(err.contains("token id 9999 is outside the vocabulary of 512"), "{err}");
-    let err = fails(&["generate", "--model", s(&stories()), "--prompt", "x", "--top-p", "2"], 1);
-    assert_eq!(err.trim_end(), "error: invalid top_p: expected a probability in (0, 1], found 2");
-    let err = fails(&["inspect", "--model", s(&stories()), "--adapter", "/no/adapter"], 1);
+    let err = fails(
+        &[
+            "generate",
+            "--model",
+            s(&shared().join("models/all-MiniLM-L6-v2")),
+            "--prompt",
+            "hi",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("bone generate needs a decoder (llama)"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "forward",
+            "--model",
+            s(&stories()),
+            "--ids",
+            "1,9999",
+            "--out",
+            "/tmp/x.safetensors",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("token id 9999 is outside the vocabulary of 512"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "generate",
+            "--model",
+            s(&stories()),
+            "--prompt",
+            "x",
+            "--top-p",
+            "2",
+        ],
+        1,
+    );
+    assert_eq!(
+        err.trim_end(),
+        "error: invalid top_p: expected a probability in (0, 1], found 2"
+    );
+    let err = fails(
+        &[
+            "inspect",
+            "--model",
+            s(&stories()),
+            "--adapter",
+            "/no/adapter",
+        ],
+        1,
+    );
     assert!(err.contains("/no/adapter"), "{err}");
 }

@@ -19,6 +19,28 @@
 //! merged and switched with [`bone_module::AdapterHostExt`] and [`bone_module::peft`], and
 //! their module paths are those of the transformers task model, so files interoperate with
 //! PEFT. After loading, every base parameter is frozen.
+//!
+//! ```ignore
+//! use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+//! use models::targets::all_block_linears;
+//! use models::{ClassifierOptions, GenerationConfig, LlamaForCausalLM, LoadOptions};
+//! use models::{SequenceClassificationModel, Tokenizer};
+//!
+//! // A decoder: load, attach a PEFT adapter, generate.
+//! let mut llm = LlamaForCausalLM::<B>::from_pretrained("../shared/models/stories260K", &LoadOptions::default(), &device)?;
+//! llm.load_adapter("adapters/bone".as_ref(), "default", &device)?;
+//! let tok = Tokenizer::from_pretrained("../shared/models/stories260K")?;
+//! let out = llm.generate(&[tok.encode("Once upon a time", true)?], &GenerationConfig::greedy(40))?;
+//! println!("{}", tok.decode(&out.sequences[0], true)?);
+//!
+//! // An encoder classifier for GLUE: Bone on every block linear, a fresh trainable head.
+//! let mut clf = SequenceClassificationModel::<AB>::from_pretrained(
+//!     "../shared/models/all-MiniLM-L6-v2", &ClassifierOptions::with_num_labels(2), &device)?;
+//! let config = AdapterConfig::from_spec(&AdapterSpec::bone(64), all_block_linears(clf.family()));
+//! clf.add_adapter("default", &config, &device)?;
+//! let logits = clf.forward(input_ids, Some(attention_mask), Some(token_type_ids)); // [b, 2]
+//! clf.save_adapter("default", &config, "out/adapter".as_ref())?; // PEFT folder, head in modules_to_save
+//! ```
 
 #![warn(missing_docs)]
 

@@ -34,13 +34,15 @@ pub fn run<B: Backend>(args: ForwardArgs, device: &B::Device) -> anyhow::Result<
     if rows.iter().any(Vec::is_empty) {
         bail!("an input has no tokens; give some text or ids");
     }
-    let vocab = match &model {
-        AutoModel::CausalLm(m) => m.config().vocab_size,
-        AutoModel::Encoder(m) => m.config().vocab_size,
-        AutoModel::Classifier(m) => m.encoder.config().vocab_size,
-    };
-    if let Some(bad) = rows.iter().flatten().find(|&&t| t as usize >= vocab) {
-        bail!("token id {bad} is outside the vocabulary of {vocab}");
+    match &model {
+        AutoModel::CausalLm(m) => {
+            let vocab = m.config().vocab_size;
+            if let Some(bad) = rows.iter().flatten().find(|&&t| t as usize >= vocab) {
+                bail!("token id {bad} is outside the vocabulary of {vocab}");
+            }
+        }
+        AutoModel::Encoder(m) => m.check_input(&rows)?,
+        AutoModel::Classifier(m) => m.encoder.check_input(&rows)?,
     }
     let (ids, mask) = pad_right::<B>(&rows, pad, device);
     let mut out: BTreeMap<String, TensorData> = BTreeMap::new();

@@ -121,6 +121,46 @@ impl<B: Backend> EncoderModel<B> {
         self.origin.as_deref()
     }
 
+    /// The longest input the position table allows: `max_position_embeddings` for BERT;
+    /// for RoBERTa, whose positions start at `pad_token_id + 1`, that many fewer.
+    pub fn max_input_len(&self) -> usize {
+        match self.config.family {
+            ModelFamily::Roberta => self
+                .config
+                .max_position_embeddings
+                .saturating_sub(self.config.pad_id() as usize + 1),
+            _ => self.config.max_position_embeddings,
+        }
+    }
+
+    /// Checks token rows before [`forward`](Self::forward), which would panic on ids outside
+    /// the vocabulary or inputs longer than the position table.
+    ///
+    /// # Errors
+    /// An id ≥ `vocab_size`, or a row longer than [`max_input_len`](Self::max_input_len).
+    pub fn check_input(&self, rows: &[Vec<u32>]) -> Result<()> {
+        let vocab = self.config.vocab_size;
+        let max = self.max_input_len();
+        for (i, row) in rows.iter().enumerate() {
+            if row.len() > max {
+                return Err(ModelError::invalid(
+                    "input",
+                    format!(
+                        "row {i} has {} tokens; this model takes at most {max}",
+                        row.len()
+                    ),
+                ));
+            }
+            if let Some(bad) = row.iter().find(|&&t| t as usize >= vocab) {
+                return Err(ModelError::invalid(
+                    "input",
+                    format!("row {i} holds token id {bad}, outside the vocabulary of {vocab}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The module-path prefix of every layer (`""`, `"bert."` or `"roberta."`).
     pub fn path_prefix(&self) -> &str {
         &self.path_prefix
