@@ -54,7 +54,8 @@ impl ModelArgs {
         };
         if let Some(dtype) = dtype {
             if !B::supports_dtype(device, DType::from(dtype)) {
-                bail!("--precision {:?}: this backend does not support {dtype:?}; use another --device", self.precision);
+                let name = format!("{:?}", self.precision).to_lowercase();
+                bail!("--precision {name}: this backend does not support {dtype:?}; use another --device");
             }
         }
         let options = LoadOptions { dtype };
