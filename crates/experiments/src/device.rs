@@ -21,6 +21,8 @@ pub enum DeviceChoice {
     Wgpu,
     /// CUDA on an NVIDIA GPU (feature `cuda`).
     Cuda,
+    /// Flex, Burn's pure-Rust CPU backend (gemm kernels; f16/bf16 support); always compiled.
+    Flex,
 }
 
 impl DeviceChoice {
@@ -41,6 +43,7 @@ impl DeviceChoice {
             Self::Ndarray => "ndarray",
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
+            Self::Flex => "flex",
         }
     }
 }
@@ -95,6 +98,7 @@ pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::
                 bail!("--device cuda: this build lacks the `cuda` feature (rebuild with `--features cuda`)")
             }
         }
+        DeviceChoice::Flex => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), "flex"),
         DeviceChoice::Auto => unreachable!("resolved above"),
     }
 }

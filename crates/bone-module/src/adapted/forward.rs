@@ -18,9 +18,17 @@ impl<B: Backend> AdaptedLinear<B> {
     /// - x: `[..., d_input]`
     /// - output: `[..., d_output]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        // One [rows, d_input] × [d_input, d_output] product instead of a batched matmul over
+        // the leading dimensions: a single large GEMM is several times faster on CPUs.
+        let dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let mut out_dims = dims;
+        out_dims[D - 1] = self.d_output();
+        let x: Tensor<B, 2> = x.reshape([rows, dims[D - 1]]);
+
         let pending = self.pending_adapters();
         if pending.is_empty() {
-            return self.base.forward(x);
+            return self.base.forward(x).reshape(out_dims);
         }
         let has_bat = pending.iter().any(|(_, a)| !a.is_additive());
         let weight = if has_bat {
@@ -35,7 +43,7 @@ impl<B: Backend> AdaptedLinear<B> {
                 y = y + delta;
             }
         }
-        y
+        y.reshape(out_dims)
     }
 
     /// The weight that [`forward`](Self::forward) multiplies by, in Burn's layout
