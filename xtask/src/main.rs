@@ -5,6 +5,8 @@
 //!   type-check. `--skip STEP` leaves a step out (`fmt`, `clippy`, `test`, `wgpu`, `cuda`).
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
+//! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
+//!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
 //!   files the tests read are present and match their SHA256SUMS.
 
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("assets") => assets(&args[1..]),
+        Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -38,7 +41,10 @@ const HELP: &str = "usage: cargo xtask <task>
 tasks:
   ci [--skip STEP]...     fmt, clippy, test (ndarray), wgpu (adapter tests on WGPU), cuda (cargo check)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
-  assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS";
+  assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
+  sst2-compare [--seeds N] [--samples N] [--methods bone,lora,bat] [--device D] [--reference PYTHON]
+                          Bone vs LoRA vs Bat on SST-2 (release build), mean ± std over seeds,
+                          written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -139,4 +145,142 @@ fn assets(args: &[String]) -> Result<(), String> {
     } else {
         Err("some shared files are missing or changed (listed above)".into())
     }
+}
+
+/// One finished run's figures, from its `summary.json`.
+struct RunFigures {
+    accuracy: f64,
+    seconds_per_step: f64,
+    train_seconds: f64,
+    peak_gib: f64,
+    trainable: u64,
+}
+
+fn sst2_compare(args: &[String]) -> Result<(), String> {
+    let mut seeds = 3u64;
+    let mut samples = "4000".to_string();
+    let mut methods = vec!["bone".to_string(), "lora".to_string(), "bat".to_string()];
+    let mut device = "ndarray".to_string();
+    let mut reference: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seeds" => seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
+            "--samples" => samples = value()?,
+            "--methods" => methods = value()?.split(',').map(String::from).collect(),
+            "--device" => device = value()?,
+            "--reference" => reference = Some(value()?),
+            other => return Err(format!("unknown option `{other}` for `sst2-compare`")),
+        }
+    }
+    let root = workspace_root();
+    cargo(&["build", "--release", "-p", "experiments", "--bin", "glue-sst2"], &[])?;
+    let exe = root.join("target/release/glue-sst2");
+    let mut table = String::new();
+    table.push_str(&format!(
+        "| method | trainable params | dev accuracy (mean ± std over {seeds} seeds) | s/step | train time | peak memory | backend |\n|---|---:|---:|---:|---:|---:|---|\n"
+    ));
+    for method in &methods {
+        let mut runs = Vec::new();
+        for seed in 0..seeds {
+            let seed = 42 + seed;
+            let out = root.join(format!("runs/sst2-compare/{method}-seed{seed}"));
+            let _ = std::fs::remove_dir_all(&out);
+            let (r, alpha) = if method == "lora" { ("32", "64") } else { ("64", "64") };
+            let args = [
+                "--max-train-samples", samples.as_str(), "--epochs", "1", "--batch-size", "32",
+                "--max-seq-len", "64", "--lr", "5e-4", "--warmup-ratio", "0.06", "--method",
+                method.as_str(), "--r", r, "--lora-alpha", alpha, "--seed", &seed.to_string(),
+                "--device", device.as_str(), "--display", "plain", "--checkpoint-every", "0",
+                "--out", out.to_str().unwrap_or_default(),
+            ];
+            println!("\n==> glue-sst2 {}", args.join(" "));
+            let status = Command::new(&exe)
+                .args(args)
+                .current_dir(&root)
+                .status()
+                .map_err(|e| format!("running {}: {e}", exe.display()))?;
+            if !status.success() {
+                return Err(format!("glue-sst2 --method {method} --seed {seed} failed ({status})"));
+            }
+            runs.push(read_summary(&out.join("summary.json"))?);
+        }
+        table.push_str(&row(&format!("{method} (this crate)"), &runs, &device));
+    }
+    if let Some(python) = reference {
+        for method in &methods {
+            let mut runs = Vec::new();
+            for seed in 0..seeds {
+                let output = Command::new(&python)
+                    .args(["benchmarks/reference/glue_sst2_peft.py", "--shared", "../shared", "--method", method, "--samples", &samples, "--seed", &(42 + seed).to_string()])
+                    .env("OMP_NUM_THREADS", "2")
+                    .current_dir(&root)
+                    .output()
+                    .map_err(|e| format!("running {python}: {e}"))?;
+                let text = String::from_utf8_lossy(&output.stdout);
+                let line = text.lines().last().unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| format!("reference output {line:?}: {e}"))?;
+                runs.push(RunFigures {
+                    accuracy: v["dev_accuracy"].as_f64().unwrap_or(f64::NAN),
+                    seconds_per_step: v["median_step_seconds"].as_f64().unwrap_or(f64::NAN),
+                    train_seconds: v["train_seconds"].as_f64().unwrap_or(f64::NAN),
+                    peak_gib: f64::NAN,
+                    trainable: v["trainable_params"].as_u64().unwrap_or(0),
+                });
+            }
+            table.push_str(&row(&format!("{method} (PyTorch + PEFT)"), &runs, "torch cpu, 2 threads"));
+        }
+    }
+    let text = format!(
+        "# SST-2: Bone vs LoRA vs Bat\n\n`cargo xtask sst2-compare --seeds {seeds} --samples {samples} --device {device}`: all-MiniLM-L6-v2, \
+         {samples} random SST-2 train sentences (a different draw per seed), 1 epoch, batch 32, max length 64, AdamW lr 5e-4 with 6 % \
+         warm-up and linear decay, adapters on all 36 encoder linears (Bone r=64, Bat r=64, LoRA r=32 α=64) plus the classification \
+         head; dev accuracy on all 872 dev sentences. Machine: {} CPU threads.\n\n{table}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let path = root.join("benchmarks/glue_sst2.md");
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+fn read_summary(path: &Path) -> Result<RunFigures, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(RunFigures {
+        accuracy: v["best_metric"][1].as_f64().unwrap_or(f64::NAN),
+        seconds_per_step: v["seconds_per_step"].as_f64().unwrap_or(f64::NAN),
+        train_seconds: v["train_seconds"].as_f64().unwrap_or(f64::NAN),
+        peak_gib: v["peak_memory_bytes"].as_f64().unwrap_or(f64::NAN) / (1u64 << 30) as f64,
+        trainable: v["trainable_params"].as_u64().unwrap_or(0),
+    })
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn row(label: &str, runs: &[RunFigures], backend: &str) -> String {
+    let (acc, acc_std) = mean_std(&runs.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+    let (sps, _) = mean_std(&runs.iter().map(|r| r.seconds_per_step).collect::<Vec<_>>());
+    let (secs, _) = mean_std(&runs.iter().map(|r| r.train_seconds).collect::<Vec<_>>());
+    let (peak, _) = mean_std(&runs.iter().map(|r| r.peak_gib).collect::<Vec<_>>());
+    let peak = if peak.is_finite() { format!("{peak:.2} GiB") } else { "—".into() };
+    format!(
+        "| {label} | {} | {:.2} ± {:.2} % | {sps:.3} | {:.1} min | {peak} | {backend} |\n",
+        runs.first().map_or(0, |r| r.trainable),
+        acc * 100.0,
+        acc_std * 100.0,
+        secs / 60.0
+    )
 }

@@ -2,12 +2,12 @@
 //! [`AdaptedLinear`]: zero-init identity, merge/unmerge, safe merge, enable/disable, several
 //! adapters, delete, errors.
 
-mod common;
+
 
 use bone_module::{Adapter, AdapterError, AdapterSpec};
 use burn::module::Param;
 use burn::tensor::Tensor;
-use common::*;
+use crate::common::*;
 
 fn specs() -> Vec<(&'static str, AdapterSpec)> {
     vec![

@@ -1,7 +1,7 @@
 //! Adapter files in PEFT's format: reading PEFT's own files, writing files PEFT can read
 //! (same keys, shapes and config fields), save → load round trips, and bad input.
 
-mod common;
+
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use bone_module::{
     AdaptedLinear, AdapterConfig, AdapterHostExt, AdapterKind, AdapterSpec, PeftType, TargetModules,
 };
 use burn::tensor::{Tensor, TensorData};
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn tmp_dir(name: &str) -> PathBuf {
