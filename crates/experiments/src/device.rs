@@ -126,3 +126,37 @@ fn check_cuda() -> anyhow::Result<()> {
         }
     }
 }
+
+/// Work that runs on any backend without automatic differentiation (inference).
+pub trait InferenceJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on backend `B`, named `backend`.
+    ///
+    /// # Errors
+    /// The job's own errors.
+    fn run<B: burn::tensor::backend::Backend>(
+        self,
+        device: B::Device,
+        backend: &'static str,
+    ) -> anyhow::Result<Self::Output>;
+}
+
+/// Runs an inference `job` on the chosen backend (the autodiff wrapper is not used).
+///
+/// # Errors
+/// See [`run_on`].
+pub fn run_inference<J: InferenceJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::Output> {
+    struct Inner<J>(J);
+    impl<J: InferenceJob> BackendJob for Inner<J> {
+        type Output = J::Output;
+        fn run<B: AutodiffBackend>(
+            self,
+            device: B::Device,
+            backend: &'static str,
+        ) -> anyhow::Result<J::Output> {
+            self.0.run::<B::InnerBackend>(device, backend)
+        }
+    }
+    run_on(choice, Inner(job))
+}

@@ -1,4 +1,11 @@
-pub mod backend_select;
+//! The binaries users run, and what they share.
+//!
+//! - [`glue`]: `glue-sst2` and `glue`, fine-tuning BERT/RoBERTa on GLUE with Bone, Bat, LoRA,
+//!   the head alone or everything.
+//! - [`cli`]: the `bone` tool (`forward`, `generate`, `merge`, `inspect`).
+//! - [`train`]: the resumable training loop on burn-train, checkpoints, schedules, reports.
+//! - [`device`]: `--device`, choosing the backend at run time among those compiled in.
+
 pub mod cli;
 pub mod device;
 pub mod glue;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backend_select::{run_inference, BackendTask, Device};
+use crate::device::{run_inference, DeviceChoice, InferenceJob};
 
 pub use common::{ModelArgs, Precision};
 
@@ -28,8 +28,8 @@ pub use common::{ModelArgs, Precision};
 )]
 pub struct Cli {
     /// Backend to run on (among those compiled in).
-    #[arg(long, value_enum, default_value_t = Device::Auto, global = true, env = "BONE_DEVICE")]
-    pub device: Device,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto, global = true, env = "BONE_DEVICE")]
+    pub device: DeviceChoice,
 
     /// The command.
     #[command(subcommand)]
@@ -147,7 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 struct Task(Command);
 
-impl BackendTask for Task {
+impl InferenceJob for Task {
     type Output = ();
 
     fn run<B: burn::tensor::backend::Backend>(
