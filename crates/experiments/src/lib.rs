@@ -2,6 +2,9 @@
 //!
 //! - [`glue`]: `glue-sst2` and `glue`, fine-tuning BERT/RoBERTa on GLUE with Bone, Bat, LoRA,
 //!   the head alone or everything.
+//! - [`metamath`]: `metamath`, fine-tuning a LLaMA decoder on MetaMathQA (or GSM8K train)
+//!   with the loss on response tokens, gradient accumulation and checkpointing, half precision.
+//! - [`gsm8k_eval`]: `gsm8k-eval`, GSM8K accuracy by batched greedy generation.
 //! - [`cli`]: the `bone` tool (`forward`, `generate`, `merge`, `inspect`).
 //! - [`train`]: the resumable training loop on burn-train, checkpoints, schedules, reports.
 //! - [`device`]: `--device`, choosing the backend at run time among those compiled in.
@@ -9,4 +12,6 @@
 pub mod cli;
 pub mod device;
 pub mod glue;
+pub mod gsm8k_eval;
+pub mod metamath;
 pub mod train;
