@@ -1,0 +1,553 @@
+//! The GLUE binaries end to end on CI-sized slices of the real data and MiniLM: the run
+//! folder, the metrics, resuming, other tasks' metrics, configuration files and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bone_module::tensors::read_safetensors;
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("BONE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    assert!(
+        dir.join("datasets/glue").is_dir(),
+        "the shared data is missing: looked for {} (set BONE_SHARED_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+fn minilm() -> String {
+    shared()
+        .join("models/all-MiniLM-L6-v2")
+        .display()
+        .to_string()
+}
+
+fn data_root() -> String {
+    shared().join("datasets").display().to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bone-glue-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    let exe = match bin {
+        "glue" => env!("CARGO_BIN_EXE_glue"),
+        _ => env!("CARGO_BIN_EXE_glue-sst2"),
+    };
+    Command::new(exe)
+        .args(args)
+        .env_remove("BONE_DATA_ROOT")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(bin: &str, args: &[&str]) -> String {
+    let out = run(bin, args);
+    assert!(
+        out.status.success(),
+        "{bin} {args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(bin: &str, args: &[&str], code: i32) -> String {
+    let out = run(bin, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{bin} {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// The CI slice: 128 train / 64 dev sentences, length 32, 2 epochs of 4 steps.
+fn slice<'a>(out: &'a str, model: &'a str, root: &'a str) -> Vec<&'a str> {
+    vec![
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--max-train-samples",
+        "128",
+        "--max-eval-samples",
+        "64",
+        "--max-seq-len",
+        "32",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "3",
+        "--log-every",
+        "2",
+        "--display",
+        "plain",
+        "--out",
+        out,
+    ]
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    read_safetensors(&dir.join("adapter_model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.iter::<f32>().collect()))
+        .collect()
+}
+
+#[test]
+fn the_ci_slice_trains_writes_the_run_folder_and_resumes_exactly() {
+    let (model, root) = (minilm(), data_root());
+    let full = tmp("full");
+    let stdout = ok("glue-sst2", &slice(full.to_str().unwrap(), &model, &root));
+    assert!(
+        stdout.contains("sst2 · bone r=64 · 128 train / 64 dev examples · 8 steps of batch 32"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("finished: best dev accuracy"), "{stdout}");
+
+    for file in [
+        "config.toml",
+        "metrics.json",
+        "metrics.csv",
+        "curves.png",
+        "summary.json",
+        "experiment.log",
+        "checkpoints/latest",
+        "best/adapter_config.json",
+        "best/adapter_model.safetensors",
+    ] {
+        assert!(full.join(file).is_file(), "missing {file}");
+    }
+    let metrics = json(&full.join("metrics.json"));
+    let epochs = metrics["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    for e in epochs {
+        let acc = e["dev"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+        assert!(e["train_loss"].as_f64().unwrap().is_finite());
+    }
+    assert_eq!(metrics["global_step"], 8);
+    assert_eq!(
+        metrics["steps"].as_array().unwrap().len(),
+        4,
+        "a record every 2 steps"
+    );
+
+    // The adapter PEFT can load: 36 Bone blocks on the task model's paths plus the head.
+    let config = json(&full.join("best/adapter_config.json"));
+    assert_eq!(config["peft_type"], "MISS");
+    assert_eq!(config["r"], 64);
+    assert_eq!(config["task_type"], "SEQ_CLS");
+    assert_eq!(config["modules_to_save"], serde_json::json!(["classifier"]));
+    let tensors = read_safetensors(&full.join("best/adapter_model.safetensors")).unwrap();
+    assert_eq!(
+        tensors
+            .keys()
+            .filter(|k| k.ends_with(".miss_block"))
+            .count(),
+        36
+    );
+    assert_eq!(
+        tensors["base_model.model.bert.encoder.layer.0.attention.self.query.miss_block"]
+            .shape
+            .to_vec(),
+        [64, 384]
+    );
+    assert_eq!(
+        tensors["base_model.model.bert.encoder.layer.5.intermediate.dense.miss_block"]
+            .shape
+            .to_vec(),
+        [64, 1536]
+    );
+    assert_eq!(
+        tensors["base_model.model.classifier.weight"].shape.to_vec(),
+        [2, 384]
+    );
+    // Checkpoints hold the trainable tensors and the optimiser, never the frozen base.
+    let latest = std::fs::read_to_string(full.join("checkpoints/latest")).unwrap();
+    let ckpt = full.join("checkpoints").join(latest.trim());
+    let ckpt_tensors = read_safetensors(&ckpt.join("trainable/adapter_model.safetensors")).unwrap();
+    assert_eq!(ckpt_tensors.len(), 36 + 2);
+    assert!(ckpt.join("optimizer.mpk").is_file());
+    let summary = json(&full.join("summary.json"));
+    // 36 blocks of r·out (4·64·384 + 64·1536 + 64·384 per layer) plus the 2×384 head and bias.
+    assert_eq!(summary["trainable_params"], 1_327_874);
+
+    // Interrupted after 5 steps (mid epoch 2), then resumed: the same adapter and losses.
+    let part = tmp("part");
+    let mut args = slice(part.to_str().unwrap(), &model, &root);
+    args.extend(["--stop-after-steps", "5"]);
+    let stdout = ok("glue-sst2", &args);
+    assert!(
+        stdout.contains("interrupted after 5 steps; continue with: --resume"),
+        "{stdout}"
+    );
+    assert_eq!(
+        json(&part.join("metrics.json"))["epochs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "epoch 1 finished before the stop"
+    );
+    let resumed = ok(
+        "glue-sst2",
+        &["--resume", part.to_str().unwrap(), "--display", "plain"],
+    );
+    assert!(resumed.contains("finished: best dev accuracy"), "{resumed}");
+    // Multi-threaded CPU kernels sum in a varying order, so two runs agree to rounding, not
+    // bit for bit (within one process the toy trainer test checks bitwise equality).
+    let (resumed, uninterrupted) = (
+        adapter_values(&part.join("best")),
+        adapter_values(&full.join("best")),
+    );
+    assert_eq!(resumed.len(), uninterrupted.len());
+    for ((key, a), (_, b)) in resumed.iter().zip(&uninterrupted) {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale,
+            "{key}: resumed run differs from the uninterrupted one by {diff:e}"
+        );
+    }
+    let steps = |m: &serde_json::Value| -> Vec<f64> {
+        m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["loss"].as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (steps(&json(&part.join("metrics.json"))), steps(&metrics));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4, "step losses differ: {a:?} vs {b:?}");
+    }
+
+    // A finished run cannot be resumed; changed flags are refused.
+    let err = fails("glue-sst2", &["--resume", part.to_str().unwrap()], 1);
+    assert!(err.contains("the run already finished (8 steps)"), "{err}");
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--resume",
+            part.to_str().unwrap(),
+            "--lr",
+            "1e-3",
+            "--r",
+            "8",
+        ],
+        1,
+    );
+    assert!(err.contains("the flags do not match the run: --lr 0.001 (the run used 0.0005), --r 8 (the run used 64)"), "{err}");
+    // A second run into the same folder is refused rather than overwriting it.
+    let err = fails(
+        "glue-sst2",
+        &slice(full.to_str().unwrap(), &model, &root),
+        1,
+    );
+    assert!(err.contains("already holds a run; pass `--resume"), "{err}");
+}
+
+#[test]
+fn other_tasks_report_their_own_metrics() {
+    let (model, root) = (minilm(), data_root());
+    for (task, metrics) in [
+        ("stsb", vec!["pearson", "spearman"]),
+        ("cola", vec!["matthews"]),
+        ("mrpc", vec!["f1", "accuracy"]),
+    ] {
+        let out = tmp(task);
+        let args = [
+            "--task",
+            task,
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--max-train-samples",
+            "32",
+            "--max-eval-samples",
+            "32",
+            "--max-seq-len",
+            "32",
+            "--batch-size",
+            "16",
+            "--method",
+            "lora",
+            "--r",
+            "8",
+            "--lora-alpha",
+            "16",
+            "--display",
+            "plain",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        ok("glue", &args);
+        let m = json(&out.join("metrics.json"));
+        let dev = &m["epochs"][0]["dev"];
+        for name in &metrics {
+            assert!(
+                dev[*name].as_f64().is_some_and(f64::is_finite),
+                "{task}: no {name} in {dev}"
+            );
+        }
+        let config = json(&out.join("best/adapter_config.json"));
+        assert_eq!(config["peft_type"], "LORA");
+        assert_eq!(config["lora_alpha"], 16);
+        if task == "stsb" {
+            let t = read_safetensors(&out.join("best/adapter_model.safetensors")).unwrap();
+            assert_eq!(
+                t["base_model.model.classifier.weight"].shape.to_vec(),
+                [1, 384],
+                "a regression head"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_toml_config_sets_keys_and_flags_override_it() {
+    let (model, root) = (minilm(), data_root());
+    let dir = tmp("toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("run.toml");
+    std::fs::write(&file, "method = \"bat\"\nr = 32\nmax_train_samples = 32\nmax_eval_samples = 16\nmax_seq_len = 32\nlr = 1e-3\n").unwrap();
+    let out = dir.join("run");
+    ok(
+        "glue-sst2",
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--r",
+            "16",
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--display",
+            "plain",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.contains("method = \"bat\""), "{saved}");
+    assert!(saved.contains("r = 16"), "the flag wins: {saved}");
+    assert!(saved.contains("lr = 0.001"), "{saved}");
+    let config = json(&out.join("best/adapter_config.json"));
+    assert_eq!(config["init_weights"], "bat");
+    assert_eq!(config["r"], 16);
+
+    std::fs::write(&file, "methd = \"bone\"\n").unwrap();
+    let err = fails("glue-sst2", &["--config", file.to_str().unwrap()], 1);
+    assert!(
+        err.contains(&format!(
+            "{}: unknown key `methd`; known keys: task, model",
+            file.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&file, "r = \"sixty-four\"\n").unwrap();
+    let err = fails("glue-sst2", &["--config", file.to_str().unwrap()], 1);
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let (model, root) = (minilm(), data_root());
+    let out = tmp("bad");
+    let o = out.to_str().unwrap();
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            "/no/such/model",
+            "--data-root",
+            &root,
+            "--out",
+            o,
+        ],
+        1,
+    );
+    assert!(
+        err.contains(
+            "--model /no/such/model: no such folder; expected a Hugging Face checkpoint folder"
+        ),
+        "{err}"
+    );
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            &model,
+            "--data-root",
+            "/no/such/data",
+            "--out",
+            o,
+        ],
+        1,
+    );
+    assert!(
+        err.contains("/no/such/data") && err.contains("SST-2"),
+        "{err}"
+    );
+    let stories = shared().join("models/stories260K").display().to_string();
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            &stories,
+            "--data-root",
+            &root,
+            "--max-train-samples",
+            "8",
+            "--out",
+            o,
+        ],
+        1,
+    );
+    assert!(
+        err.contains("llama"),
+        "a decoder is not a sequence classifier: {err}"
+    );
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--method",
+            "bat",
+            "--r",
+            "5",
+            "--max-train-samples",
+            "8",
+            "--out",
+            o,
+        ],
+        1,
+    );
+    assert!(
+        err.contains("Bat needs in and out to be multiples of r") && err.contains("r=5"),
+        "{err}"
+    );
+    let err = fails("glue-sst2", &["--resume", "/no/such/run"], 1);
+    assert!(
+        err.contains("--resume /no/such/run: not the folder of an earlier run"),
+        "{err}"
+    );
+    let err = fails("glue-sst2", &["--method", "adapterX"], 2);
+    assert!(
+        err.contains("invalid value 'adapterX' for '--method <METHOD>'"),
+        "{err}"
+    );
+    let err = fails("glue", &["--model", &model], 2);
+    assert!(err.contains("`glue` needs --task"), "{err}");
+    let err = fails("glue", &["--task", "squad"], 1);
+    assert!(err.to_lowercase().contains("squad"), "{err}");
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--lr",
+            "0",
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--out",
+            o,
+        ],
+        1,
+    );
+    assert!(
+        err.contains("--lr 0: expected a positive learning rate"),
+        "{err}"
+    );
+
+    // A learning rate that blows the weights up: the run stops at the first non-finite loss.
+    let blow = tmp("nan");
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--max-train-samples",
+            "96",
+            "--max-eval-samples",
+            "8",
+            "--max-seq-len",
+            "16",
+            "--lr",
+            "1e12",
+            "--warmup-ratio",
+            "0",
+            "--max-grad-norm",
+            "0",
+            "--checkpoint-every",
+            "1",
+            "--display",
+            "plain",
+            "--out",
+            blow.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("training stopped: the loss is")
+            && err.contains("the last good checkpoint is"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_lists_the_flags() {
+    let help = ok("glue-sst2", &["--help"]);
+    for flag in [
+        "--model",
+        "--data-root",
+        "--method",
+        "--r ",
+        "--lora-alpha",
+        "--targets",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--warmup-ratio",
+        "--weight-decay",
+        "--max-seq-len",
+        "--max-train-samples",
+        "--seed",
+        "--out",
+        "--resume",
+        "--config",
+        "--device",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
