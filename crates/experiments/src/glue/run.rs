@@ -112,7 +112,7 @@ fn run_glue<B: AutodiffBackend>(
     let train_set = task.load(&root, GlueSplit::Train, &options)?;
     let dev_set = task.load(&root, GlueSplit::Dev, &options)?;
     let mut train: Vec<GlueExample> = train_set.examples().to_vec();
-    if let Some(n) = config.max_train_samples {
+    if let Some(n) = config.max_train_samples.filter(|&n| n > 0) {
         // A random subset, drawn with the seed (the same subset on every backend).
         let shuffled = ShuffledDataset::new(InMemDataset::new(train), config.seed);
         train = (0..n.min(shuffled.len()))
