@@ -79,7 +79,8 @@ pub struct Gsm8kEvalArgs {
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
     /// Keep the adapter separate instead of merging it into the weights (slower generation,
-    /// especially for Bat; the same tokens up to rounding).
+    /// especially for Bat; the same tokens up to rounding). With --precision f16/bf16 the
+    /// adapter always stays separate, in f32.
     #[arg(long)]
     pub no_merge: bool,
     /// Float type of the base weights (NdArray has only f32).

@@ -199,7 +199,9 @@ fn evaluate<B: Backend>(
         model
             .load_adapter(adapter, "default", &device)
             .with_context(|| format!("loading --adapter {}", adapter.display()))?;
-        if !args.no_merge {
+        // Merging into a half-precision base would round the (small) update to the base's
+        // precision; there the adapter stays separate, in f32.
+        if !args.no_merge && args.precision == Precision::F32 {
             model
                 .merge_adapters(None, true)
                 .with_context(|| format!("merging --adapter {}", adapter.display()))?;
