@@ -258,8 +258,7 @@ where
             let started = Instant::now();
             let mut iteration = state.batches_done;
             let mut saved_at = None;
-            let mut iterator = loader.iter();
-            while let Some(batch) = iterator.next() {
+            for batch in loader.iter() {
                 iteration += 1;
                 let step = state.global_step + 1;
                 B::seed(&device, mix_seed(options.seed, step as u64));
@@ -303,7 +302,7 @@ where
                 state.pending_loss_sum += loss;
                 state.pending_loss_count += 1;
                 state.epoch_seconds = resumed_seconds + started.elapsed().as_secs_f64();
-                if step % options.log_every.max(1) == 0 {
+                if step.is_multiple_of(options.log_every.max(1)) {
                     state.steps.push(StepRecord {
                         step,
                         epoch,
@@ -331,7 +330,7 @@ where
                     interrupter.stop(Some("--stop-after-steps reached"));
                 }
                 let periodic = options.checkpoint_every > 0
-                    && step % options.checkpoint_every == 0
+                    && step.is_multiple_of(options.checkpoint_every)
                     && iteration < batches;
                 if periodic || interrupter.should_stop() {
                     match self.checkpoint(&learner.model(), &state) {
