@@ -296,6 +296,44 @@ fn the_ci_slice_lowers_the_loss_and_writes_the_run_folder_and_a_peft_adapter() {
 }
 
 #[test]
+fn trains_on_a_metamathqa_file() {
+    let (model, root) = (stories(), data_root());
+    let sample = shared().join("datasets/metamathqa/sample.json");
+    let dir = tmp("sample");
+    let out = dir.join("run");
+    let stdout = metamath(&[
+        "--model",
+        &model,
+        "--data-root",
+        &root,
+        "--data",
+        sample.to_str().unwrap(),
+        "--max-seq-len",
+        "512",
+        "--batch-size",
+        "2",
+        "--grad-accumulation",
+        "1",
+        "--lr",
+        "1e-3",
+        "--display",
+        "plain",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("data: MetaMathQA "), "{stdout}");
+    assert!(!stdout.contains("GSM8K"), "{stdout}");
+    assert!(
+        stdout.contains("5 train / 1 held-out of 6 examples"),
+        "{stdout}"
+    );
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["steps"], 3);
+    assert!(summary["data"].as_str().unwrap().starts_with("MetaMathQA"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn an_interrupted_run_resumes_to_the_same_adapter() {
     let (model, root) = (stories(), data_root());
     let dir = tmp("resume");
