@@ -122,6 +122,7 @@ struct Options {
 struct Row {
     model: String,
     method: String,
+    batch: usize,
     trainable: usize,
     tokens_per_step: f64,
     median_ms: f64,
@@ -432,6 +433,7 @@ fn measure(
     Row {
         model: name.into(),
         method: method.label(),
+        batch: sequences.len(),
         trainable,
         tokens_per_step: tokens,
         median_ms: median * 1e3,
@@ -453,9 +455,9 @@ fn render(rows: &[Row], options: &Options) -> String {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let mut out = format!(
-        "## {}\n\n{} · {cpu}, {} threads · {} build · Burn 0.21, base weights {} · batches of {} \
-         GSM8K problems (Alpaca prompt, loss on the response) · median of {} steps after 2 \
-         warm-up steps\n\n",
+        "## {}\n\n{} · {cpu}, {} threads · {} build · Burn 0.21, base weights {} · GSM8K \
+         problems (Alpaca prompt, loss on the response) · median of {} steps after 2 warm-up \
+         steps\n\n",
         default_backend_name(),
         today(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -465,12 +467,11 @@ fn render(rows: &[Row], options: &Options) -> String {
             "release"
         },
         options.precision.name(),
-        options.batch,
         options.steps,
     );
     out.push_str(
-        "| model | method | trainable params | tokens/step | ms/step | training tokens/s | peak heap MiB | over the loaded model MiB |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| model | method | trainable params | batch | tokens/step | ms/step | training tokens/s | peak heap MiB | over the loaded model MiB |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let (peak, over) = if gpu {
@@ -482,8 +483,14 @@ fn render(rows: &[Row], options: &Options) -> String {
             )
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {peak} | {over} |\n",
-            r.model, r.method, r.trainable, r.tokens_per_step, r.median_ms, r.tokens_per_second
+            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.0} | {peak} | {over} |\n",
+            r.model,
+            r.method,
+            r.trainable,
+            r.batch,
+            r.tokens_per_step,
+            r.median_ms,
+            r.tokens_per_second
         ));
     }
     out
@@ -515,8 +522,11 @@ fn update_section(path: &Path, backend: &str, table: &str) {
         "# Causal-LM training benchmark\n\n\
          One `metamath` training step (forward, backward, AdamW) on batches of GSM8K problems, \
          written by `cargo bench -p experiments --bench causal_lm_train [--features wgpu|cuda] \
-         [-- --model DIR]` (crates/experiments/benches/causal_lm_train.rs). Adapters sit on all \
-         seven LLaMA projections; Bone r=64 and LoRA r=32 have equal trainable parameters on \
+         [-- --synthetic] [-- --model DIR]` (crates/experiments/benches/causal_lm_train.rs). \
+         stories260K always runs; `--synthetic` adds a LLaMA-shaped model with random weights \
+         and realistic projection sizes (hidden 1024, 16/8 heads, MLP 2816, 2 layers, \
+         stories260K's 512-token vocabulary; no larger LLaMA exists offline) and `--model` any \
+         LLaMA folder. Adapters sit on all seven LLaMA projections; Bone r=64 and LoRA r=32 have equal trainable parameters on \
          square layers; Bat uses the largest r ≤ 64 dividing every projection (4 on \
          stories260K: k/v are 32 wide, the MLP 172). Training tokens/s counts non-padding \
          tokens. Memory is the heap high-water mark (CPU backends keep tensors on the heap) \
