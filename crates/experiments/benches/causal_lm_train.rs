@@ -323,7 +323,7 @@ fn bat_rank(c: &LlamaConfig) -> usize {
     let g = [c.hidden_size, kv, c.intermediate_size]
         .into_iter()
         .fold(0, gcd);
-    (1..=64).rev().find(|r| g % r == 0).unwrap_or(1)
+    (1..=64).rev().find(|r| g.is_multiple_of(*r)).unwrap_or(1)
 }
 
 fn gcd(a: usize, b: usize) -> usize {
