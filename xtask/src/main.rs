@@ -42,9 +42,10 @@ tasks:
   ci [--skip STEP]...     fmt, clippy, test (ndarray), wgpu (adapter tests on WGPU), cuda (cargo check)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
-  sst2-compare [--seeds N] [--samples N] [--methods bone,lora,bat] [--device D] [--reference PYTHON]
+  sst2-compare [--seeds N] [--samples N] [--methods bone,lora,bat] [--device D] [--reference PYTHON] [--reuse]
                           Bone vs LoRA vs Bat on SST-2 (release build), mean ± std over seeds,
-                          written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too)";
+                          written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too;
+                          --reuse keeps finished runs in runs/sst2-compare)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -114,9 +115,24 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     }
     let feature_args: Vec<&str> = features.iter().flat_map(|f| ["--features", f.as_str()]).collect();
-    let mut adapter = vec!["bench", "-p", "bone-module", "--bench", "adapter_layer"];
-    adapter.extend(&feature_args);
-    cargo(&adapter, &[])
+    // Each benchmark rewrites its own section (per backend) of its file in benchmarks/.
+    for (package, kind, target) in [
+        ("bone-module", "--bench", "adapter_layer"),
+        ("models", "--bench", "throughput"),
+        ("experiments", "--bench", "causal_lm_train"),
+        ("data", "--example", "bench_load"),
+    ] {
+        let mut args = if kind == "--bench" {
+            vec!["bench", "-p", package, kind, target]
+        } else {
+            vec!["run", "--release", "-p", package, kind, target]
+        };
+        if package != "data" {
+            args.extend(&feature_args);
+        }
+        cargo(&args, &[])?;
+    }
+    Ok(())
 }
 
 fn assets(args: &[String]) -> Result<(), String> {
@@ -162,6 +178,7 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
     let mut methods = vec!["bone".to_string(), "lora".to_string(), "bat".to_string()];
     let mut device = "ndarray".to_string();
     let mut reference: Option<String> = None;
+    let mut reuse = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -171,6 +188,7 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
             "--methods" => methods = value()?.split(',').map(String::from).collect(),
             "--device" => device = value()?,
             "--reference" => reference = Some(value()?),
+            "--reuse" => reuse = true,
             other => return Err(format!("unknown option `{other}` for `sst2-compare`")),
         }
     }
@@ -186,6 +204,11 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
         for seed in 0..seeds {
             let seed = 42 + seed;
             let out = root.join(format!("runs/sst2-compare/{method}-seed{seed}"));
+            if reuse && out.join("summary.json").is_file() {
+                println!("reusing {}", out.display());
+                runs.push(read_summary(&out.join("summary.json"))?);
+                continue;
+            }
             let _ = std::fs::remove_dir_all(&out);
             let (r, alpha) = if method == "lora" { ("32", "64") } else { ("64", "64") };
             let args = [

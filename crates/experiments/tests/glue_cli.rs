@@ -362,7 +362,7 @@ fn a_toml_config_sets_keys_and_flags_override_it() {
     let err = fails("glue-sst2", &["--config", file.to_str().unwrap()], 1);
     assert!(
         err.contains(&format!(
-            "{}: unknown key `methd`; known keys: task, model",
+            "{}: unknown key `methd`; known keys: batch_size, checkpoint_every, data_root, device",
             file.display()
         )),
         "{err}"

@@ -1,16 +1,14 @@
 //! The GLUE job's configuration: defaults, an optional TOML file and command-line flags, in
 //! that order of precedence; saved as `config.toml` in the run folder and checked on resume.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::device::DeviceChoice;
-use crate::train::DecayKind;
+use crate::train::config::{self, file_name, given_flags, RunConfig};
+use crate::train::{DecayKind, DisplayChoice};
 
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -147,134 +145,51 @@ impl GlueConfig {
             ))
         })
     }
+}
 
-    /// Reads a TOML file of (some of) the keys.
-    ///
-    /// # Errors
-    /// A missing file, invalid TOML, an unknown key or a value of the wrong type, with the
-    /// file and the key.
-    pub fn read_partial(path: &Path) -> anyhow::Result<toml::Table> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        // Check keys and types against the full config.
-        let mut probe = toml::Table::try_from(Self::defaults())?;
-        for (k, v) in &table {
-            if !probe.contains_key(k) && !OPTIONAL_KEYS.contains(&k.as_str()) {
-                bail!(
-                    "{}: unknown key `{k}`; known keys: {}",
-                    path.display(),
-                    known_keys().join(", ")
-                );
-            }
-            probe.insert(k.clone(), v.clone());
-        }
-        let _: Self = probe
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(table)
-    }
+impl RunConfig for GlueConfig {
+    const OPTIONAL_KEYS: &'static [&'static str] = &[
+        "data_root",
+        "max_train_samples",
+        "max_eval_samples",
+        "out",
+        "early_stopping_patience",
+    ];
+    const CHANGEABLE_ON_RESUME: &'static [&'static str] = &[
+        "device",
+        "log_every",
+        "data_root",
+        "model",
+        "checkpoint_every",
+    ];
 
-    /// This config with the keys of `table` replaced.
-    ///
-    /// # Errors
-    /// A key whose value has the wrong type.
-    pub fn overlay(&self, table: &toml::Table) -> anyhow::Result<Self> {
-        let mut base = toml::Table::try_from(self)?;
-        for (k, v) in table {
-            base.insert(k.clone(), v.clone());
-        }
-        Ok(base.try_into()?)
-    }
-
-    /// Writes `config.toml`.
-    ///
-    /// # Errors
-    /// An I/O error.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let text = toml::to_string_pretty(self)?;
-        bone_module::fs::write_atomic(path, text.as_bytes())?;
-        Ok(())
-    }
-
-    /// Reads a `config.toml` written by [`save`](Self::save).
-    ///
-    /// # Errors
-    /// A missing or invalid file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-    }
-
-    /// A digest of the settings that determine the trained weights (not where files go, which
-    /// backend runs, or how often things are logged or checkpointed).
-    pub fn fingerprint(&self) -> String {
+    fn essential(&self) -> Self {
         let mut essential = self.clone();
         essential.out = None;
         essential.data_root = None;
         essential.device = DeviceChoice::default();
         essential.log_every = 0;
         essential.checkpoint_every = 0;
-        essential.model = PathBuf::from(
-            self.model
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
-        let text = toml::to_string(&essential).unwrap_or_default();
-        let digest = Sha256::digest(text.as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        essential.model = file_name(&self.model);
+        essential
+    }
+
+    fn set_out(&mut self, out: PathBuf) {
+        self.out = Some(out);
     }
 }
 
-/// Keys that may be absent from the defaults table because their value is unset.
-const OPTIONAL_KEYS: [&str; 5] = [
-    "data_root",
-    "max_train_samples",
-    "max_eval_samples",
-    "out",
-    "early_stopping_patience",
-];
-
-fn known_keys() -> Vec<&'static str> {
-    vec![
-        "task",
-        "model",
-        "data_root",
-        "method",
-        "r",
-        "lora_alpha",
-        "targets",
-        "epochs",
-        "batch_size",
-        "lr",
-        "schedule",
-        "warmup_ratio",
-        "weight_decay",
-        "max_grad_norm",
-        "max_seq_len",
-        "max_train_samples",
-        "max_eval_samples",
-        "seed",
-        "out",
-        "early_stopping_patience",
-        "checkpoint_every",
-        "log_every",
-        "device",
-    ]
-}
-
 /// Command-line flags; each overrides the TOML file and the defaults.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct GlueArgs {
     /// TOML file with any of the keys below (flags given on the command line win).
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Continue the interrupted run in this folder from its last checkpoint (flags given must
     /// match the run's config.toml).
     #[arg(long, value_name = "RUN_DIR")]
+    #[serde(skip)]
     pub resume: Option<PathBuf>,
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.
     #[arg(long)]
@@ -348,104 +263,17 @@ pub struct GlueArgs {
     pub device: Option<DeviceChoice>,
     /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
     #[arg(long, value_enum, default_value = "auto")]
+    #[serde(skip)]
     pub display: DisplayChoice,
     /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
     /// `--resume`.
     #[arg(long, hide = true)]
+    #[serde(skip)]
     pub stop_after_steps: Option<usize>,
 }
 
-/// `--display`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum DisplayChoice {
-    /// The dashboard on a terminal, plain lines otherwise.
-    #[default]
-    Auto,
-    /// burn-train's TUI dashboard.
-    Tui,
-    /// One line every `--log-every` steps.
-    Plain,
-}
-
-impl GlueArgs {
-    /// The flags that were given, as TOML keys (the values of `matches` that came from the
-    /// command line).
-    pub fn given(&self, matches: &ArgMatches) -> anyhow::Result<toml::Table> {
-        let mut table = toml::Table::new();
-        let from_cli = |id: &str| {
-            matches.try_get_raw(id).ok().flatten().is_some()
-                && matches.value_source(id) == Some(ValueSource::CommandLine)
-        };
-        let all = toml::Table::try_from(ArgsAsConfig::from(self))?;
-        for (key, value) in all {
-            if from_cli(&key) {
-                table.insert(key, value);
-            }
-        }
-        Ok(table)
-    }
-}
-
-/// The config keys of [`GlueArgs`] (all optional), for serialising the given flags.
-#[derive(Serialize)]
-struct ArgsAsConfig {
-    task: Option<String>,
-    model: Option<PathBuf>,
-    data_root: Option<PathBuf>,
-    method: Option<Method>,
-    r: Option<usize>,
-    lora_alpha: Option<f64>,
-    targets: Option<String>,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    lr: Option<f64>,
-    schedule: Option<DecayKind>,
-    warmup_ratio: Option<f64>,
-    weight_decay: Option<f64>,
-    max_grad_norm: Option<f64>,
-    max_seq_len: Option<usize>,
-    max_train_samples: Option<usize>,
-    max_eval_samples: Option<usize>,
-    seed: Option<u64>,
-    out: Option<PathBuf>,
-    early_stopping_patience: Option<usize>,
-    checkpoint_every: Option<usize>,
-    log_every: Option<usize>,
-    device: Option<DeviceChoice>,
-}
-
-impl From<&GlueArgs> for ArgsAsConfig {
-    fn from(a: &GlueArgs) -> Self {
-        Self {
-            task: a.task.clone(),
-            model: a.model.clone(),
-            data_root: a.data_root.clone(),
-            method: a.method,
-            r: a.r,
-            lora_alpha: a.lora_alpha,
-            targets: a.targets.clone(),
-            epochs: a.epochs,
-            batch_size: a.batch_size,
-            lr: a.lr,
-            schedule: a.schedule,
-            warmup_ratio: a.warmup_ratio,
-            weight_decay: a.weight_decay,
-            max_grad_norm: a.max_grad_norm,
-            max_seq_len: a.max_seq_len,
-            max_train_samples: a.max_train_samples,
-            max_eval_samples: a.max_eval_samples,
-            seed: a.seed,
-            out: a.out.clone(),
-            early_stopping_patience: a.early_stopping_patience,
-            checkpoint_every: a.checkpoint_every,
-            log_every: a.log_every,
-            device: a.device,
-        }
-    }
-}
-
-/// The configuration of a run: a new one from defaults, `--config` and flags, or the saved one
-/// of `--resume` with the given flags checked against it.
+/// The configuration of a run: a new one from `defaults`, `--config` and the flags given, or
+/// the saved one of `--resume` with the given flags checked against it.
 ///
 /// # Errors
 /// Invalid files, unknown keys, or (on resume) flags that differ from the saved run.
@@ -454,68 +282,11 @@ pub fn resolve(
     args: &GlueArgs,
     matches: &ArgMatches,
 ) -> anyhow::Result<GlueConfig> {
-    let given = args.given(matches)?;
-    if let Some(run) = &args.resume {
-        let saved = GlueConfig::load(&run.join("config.toml")).with_context(|| {
-            format!(
-                "--resume {}: not the folder of an earlier run",
-                run.display()
-            )
-        })?;
-        let mut config = saved.clone();
-        let saved_table = toml::Table::try_from(&saved)?;
-        let mut mismatches = Vec::new();
-        for (key, value) in &given {
-            // Where files go, how progress is shown and which backend runs may change.
-            if [
-                "device",
-                "log_every",
-                "data_root",
-                "model",
-                "checkpoint_every",
-                "out",
-            ]
-            .contains(&key.as_str())
-            {
-                continue;
-            }
-            if saved_table.get(key) != Some(value) {
-                mismatches.push(format!(
-                    "--{} {} (the run used {})",
-                    key.replace('_', "-"),
-                    value,
-                    saved_table
-                        .get(key)
-                        .map_or("nothing".to_string(), |v| v.to_string())
-                ));
-            }
-        }
-        if !mismatches.is_empty() {
-            bail!(
-                "--resume {}: the flags do not match the run: {}; drop them or start a new run",
-                run.display(),
-                mismatches.join(", ")
-            );
-        }
-        let mut changeable = toml::Table::new();
-        for key in [
-            "device",
-            "log_every",
-            "data_root",
-            "model",
-            "checkpoint_every",
-        ] {
-            if let Some(v) = given.get(key) {
-                changeable.insert(key.into(), v.clone());
-            }
-        }
-        config = config.overlay(&changeable)?;
-        config.out = Some(run.clone());
-        return Ok(config);
-    }
-    let mut config = defaults;
-    if let Some(file) = &args.config {
-        config = config.overlay(&GlueConfig::read_partial(file)?)?;
-    }
-    config.overlay(&given)
+    let given = given_flags(args, matches)?;
+    config::resolve(
+        defaults,
+        args.config.as_deref(),
+        args.resume.as_deref(),
+        &given,
+    )
 }

@@ -19,13 +19,13 @@ use models::targets::{all_block_linears, parse_targets};
 use models::{ClassifierOptions, SequenceClassificationModel};
 use serde::Serialize;
 
-use super::config::{DisplayChoice, GlueConfig, Method};
+use super::config::{GlueConfig, Method};
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::BackendJob;
 use crate::train::{
-    launch, with_stable_param_ids, Display, MetricGoal, RunDir, SharedOptimizer, Trainer,
-    TrainerOptions, TrainerState, WarmupDecay,
+    launch, with_stable_param_ids, Display, DisplayChoice, MetricGoal, SharedOptimizer, Trainer,
+    TrainerOptions, WarmupDecay,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -199,33 +199,16 @@ fn run_glue<B: AutodiffBackend>(
 
     // Run folder.
     let out = config.out_dir();
-    let fingerprint = config.fingerprint();
-    let (run, model, state) = if job.resume {
-        let run = RunDir::open(&out)?;
-        let (model, state) = Trainer::restore(
-            task_data.as_ref(),
-            &run,
-            model,
-            &optimizer,
-            &fingerprint,
-            &device,
-        )?;
-        if state.finished {
-            bail!(
-                "--resume {}: the run already finished ({} steps); its adapter is in {}",
-                out.display(),
-                state.global_step,
-                run.best().display()
-            );
-        }
-        (run, model, state)
-    } else {
-        let run = RunDir::create(&out)?;
-        let mut saved = config.clone();
-        saved.out = Some(out.clone());
-        saved.save(&run.config_path())?;
-        (run, model, TrainerState::new(fingerprint, total_steps))
-    };
+    let (run, model, state) = Trainer::start(
+        task_data.as_ref(),
+        config,
+        &out,
+        job.resume,
+        model,
+        &optimizer,
+        total_steps,
+        &device,
+    )?;
     let scheduler = WarmupDecay::new(
         config.lr,
         WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
@@ -233,11 +216,7 @@ fn run_glue<B: AutodiffBackend>(
         config.schedule,
     )
     .at_step(state.global_step);
-    let display = match job.display {
-        DisplayChoice::Auto => Display::auto(config.log_every),
-        DisplayChoice::Tui => Display::Dashboard,
-        DisplayChoice::Plain => Display::Quiet(config.log_every),
-    };
+    let display = job.display.resolve(config.log_every);
     let main_metric = task
         .metrics()
         .first()

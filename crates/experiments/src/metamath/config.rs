@@ -2,18 +2,17 @@
 //! and command-line flags, in that order of precedence; saved as `config.toml` in the run
 //! folder and checked on resume.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use burn::tensor::FloatDType;
-use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::device::DeviceChoice;
-use crate::glue::config::DisplayChoice;
+use crate::train::config::{self, file_name, given_flags, RunConfig};
 use crate::train::DecayKind;
+use crate::train::DisplayChoice;
 
 /// The seven LLaMA projections the paper adapts.
 pub const PAPER_TARGETS: &str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
@@ -222,70 +221,29 @@ impl MetamathConfig {
             ))
         })
     }
+}
 
-    /// Reads a TOML file of (some of) the keys.
-    ///
-    /// # Errors
-    /// A missing file, invalid TOML, an unknown key or a value of the wrong type, with the
-    /// file and the key.
-    pub fn read_partial(path: &Path) -> anyhow::Result<toml::Table> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut probe = toml::Table::try_from(Self::defaults())?;
-        for (k, v) in &table {
-            if !probe.contains_key(k) && !OPTIONAL_KEYS.contains(&k.as_str()) {
-                bail!(
-                    "{}: unknown key `{k}`; known keys: {}",
-                    path.display(),
-                    KNOWN_KEYS.join(", ")
-                );
-            }
-            probe.insert(k.clone(), v.clone());
-        }
-        let _: Self = probe
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(table)
-    }
+impl RunConfig for MetamathConfig {
+    const OPTIONAL_KEYS: &'static [&'static str] = &[
+        "data",
+        "data_root",
+        "lora_alpha",
+        "max_train_samples",
+        "out",
+    ];
+    const CHANGEABLE_ON_RESUME: &'static [&'static str] = &[
+        "device",
+        "log_every",
+        "data_root",
+        "model",
+        "data",
+        "checkpoint_every",
+        "gradient_checkpointing",
+    ];
 
-    /// This config with the keys of `table` replaced.
-    ///
-    /// # Errors
-    /// A key whose value has the wrong type.
-    pub fn overlay(&self, table: &toml::Table) -> anyhow::Result<Self> {
-        let mut base = toml::Table::try_from(self)?;
-        for (k, v) in table {
-            base.insert(k.clone(), v.clone());
-        }
-        Ok(base.try_into()?)
-    }
-
-    /// Writes `config.toml` atomically.
-    ///
-    /// # Errors
-    /// An I/O error.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let text = toml::to_string_pretty(self)?;
-        bone_module::fs::write_atomic(path, text.as_bytes())?;
-        Ok(())
-    }
-
-    /// Reads a `config.toml` written by [`save`](Self::save).
-    ///
-    /// # Errors
-    /// A missing or invalid file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-    }
-
-    /// A digest of the settings that determine the trained weights (not where files are,
-    /// which backend runs, whether activations are recomputed, or how often things are logged
-    /// or checkpointed).
-    pub fn fingerprint(&self) -> String {
+    /// Not where files are, which backend runs, whether activations are recomputed, or how
+    /// often things are logged or checkpointed.
+    fn essential(&self) -> Self {
         let mut essential = self.clone();
         essential.out = None;
         essential.data_root = None;
@@ -295,79 +253,25 @@ impl MetamathConfig {
         essential.gradient_checkpointing = false;
         essential.model = file_name(&self.model);
         essential.data = self.data.as_deref().map(file_name);
-        let text = toml::to_string(&essential).unwrap_or_default();
-        let digest = Sha256::digest(text.as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        essential
+    }
+
+    fn set_out(&mut self, out: PathBuf) {
+        self.out = Some(out);
     }
 }
 
-fn file_name(path: &Path) -> PathBuf {
-    PathBuf::from(
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    )
-}
-
-/// Keys that may be absent from the defaults table because their value is unset.
-const OPTIONAL_KEYS: [&str; 5] = [
-    "data",
-    "data_root",
-    "lora_alpha",
-    "max_train_samples",
-    "out",
-];
-
-const KNOWN_KEYS: [&str; 26] = [
-    "model",
-    "data",
-    "data_root",
-    "method",
-    "r",
-    "lora_alpha",
-    "targets",
-    "epochs",
-    "batch_size",
-    "grad_accumulation",
-    "lr",
-    "schedule",
-    "warmup_ratio",
-    "weight_decay",
-    "max_grad_norm",
-    "max_seq_len",
-    "max_train_samples",
-    "eval_fraction",
-    "max_eval_samples",
-    "seed",
-    "out",
-    "checkpoint_every",
-    "log_every",
-    "precision",
-    "gradient_checkpointing",
-    "device",
-];
-
-/// Keys that may differ on `--resume`: where files are, how progress is shown, which backend
-/// runs and whether activations are recomputed.
-const CHANGEABLE_ON_RESUME: [&str; 7] = [
-    "device",
-    "log_every",
-    "data_root",
-    "model",
-    "data",
-    "checkpoint_every",
-    "gradient_checkpointing",
-];
-
 /// Command-line flags; each overrides the TOML file and the defaults.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct MetamathArgs {
     /// TOML file with any of the keys below (flags given on the command line win).
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Continue the interrupted run in this folder from its last checkpoint (flags given must
     /// match the run's config.toml).
     #[arg(long, value_name = "RUN_DIR")]
+    #[serde(skip)]
     pub resume: Option<PathBuf>,
     /// Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json,
     /// model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K].
@@ -456,94 +360,17 @@ pub struct MetamathArgs {
     pub device: Option<DeviceChoice>,
     /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
     #[arg(long, value_enum, default_value = "auto")]
+    #[serde(skip)]
     pub display: DisplayChoice,
     /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
     /// `--resume`.
     #[arg(long, hide = true)]
+    #[serde(skip)]
     pub stop_after_steps: Option<usize>,
 }
 
-/// The config keys of [`MetamathArgs`] (all optional), for serialising the given flags.
-#[derive(Serialize)]
-struct ArgsAsConfig {
-    model: Option<PathBuf>,
-    data: Option<PathBuf>,
-    data_root: Option<PathBuf>,
-    method: Option<LmMethod>,
-    r: Option<usize>,
-    lora_alpha: Option<f64>,
-    targets: Option<String>,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    grad_accumulation: Option<usize>,
-    lr: Option<f64>,
-    schedule: Option<DecayKind>,
-    warmup_ratio: Option<f64>,
-    weight_decay: Option<f64>,
-    max_grad_norm: Option<f64>,
-    max_seq_len: Option<usize>,
-    max_train_samples: Option<usize>,
-    eval_fraction: Option<f64>,
-    max_eval_samples: Option<usize>,
-    seed: Option<u64>,
-    out: Option<PathBuf>,
-    checkpoint_every: Option<usize>,
-    log_every: Option<usize>,
-    precision: Option<Precision>,
-    gradient_checkpointing: Option<bool>,
-    device: Option<DeviceChoice>,
-}
-
-impl From<&MetamathArgs> for ArgsAsConfig {
-    fn from(a: &MetamathArgs) -> Self {
-        Self {
-            model: a.model.clone(),
-            data: a.data.clone(),
-            data_root: a.data_root.clone(),
-            method: a.method,
-            r: a.r,
-            lora_alpha: a.lora_alpha,
-            targets: a.targets.clone(),
-            epochs: a.epochs,
-            batch_size: a.batch_size,
-            grad_accumulation: a.grad_accumulation,
-            lr: a.lr,
-            schedule: a.schedule,
-            warmup_ratio: a.warmup_ratio,
-            weight_decay: a.weight_decay,
-            max_grad_norm: a.max_grad_norm,
-            max_seq_len: a.max_seq_len,
-            max_train_samples: a.max_train_samples,
-            eval_fraction: a.eval_fraction,
-            max_eval_samples: a.max_eval_samples,
-            seed: a.seed,
-            out: a.out.clone(),
-            checkpoint_every: a.checkpoint_every,
-            log_every: a.log_every,
-            precision: a.precision,
-            gradient_checkpointing: a.gradient_checkpointing,
-            device: a.device,
-        }
-    }
-}
-
-impl MetamathArgs {
-    /// The flags that were given on the command line, as TOML keys.
-    ///
-    /// # Errors
-    /// A value that does not serialise (never for valid flags).
-    pub fn given(&self, matches: &ArgMatches) -> anyhow::Result<toml::Table> {
-        let from_cli = |id: &str| {
-            matches.try_get_raw(id).ok().flatten().is_some()
-                && matches.value_source(id) == Some(ValueSource::CommandLine)
-        };
-        let all = toml::Table::try_from(ArgsAsConfig::from(self))?;
-        Ok(all.into_iter().filter(|(k, _)| from_cli(k)).collect())
-    }
-}
-
-/// The configuration of a run: a new one from defaults, `--config` and flags, or the saved one
-/// of `--resume` with the given flags checked against it.
+/// The configuration of a run: a new one from `defaults`, `--config` and the flags given, or
+/// the saved one of `--resume` with the given flags checked against it.
 ///
 /// # Errors
 /// Invalid files, unknown keys, or (on resume) flags that differ from the saved run.
@@ -552,47 +379,13 @@ pub fn resolve(
     args: &MetamathArgs,
     matches: &ArgMatches,
 ) -> anyhow::Result<MetamathConfig> {
-    let given = args.given(matches)?;
-    let Some(run) = &args.resume else {
-        let mut config = defaults;
-        if let Some(file) = &args.config {
-            config = config.overlay(&MetamathConfig::read_partial(file)?)?;
-        }
-        return config.overlay(&given);
-    };
-    let saved = MetamathConfig::load(&run.join("config.toml")).with_context(|| {
-        format!(
-            "--resume {}: not the folder of an earlier run",
-            run.display()
-        )
-    })?;
-    let saved_table = toml::Table::try_from(&saved)?;
-    let mut mismatches = Vec::new();
-    let mut changeable = toml::Table::new();
-    for (key, value) in &given {
-        if CHANGEABLE_ON_RESUME.contains(&key.as_str()) {
-            changeable.insert(key.clone(), value.clone());
-        } else if key != "out" && saved_table.get(key) != Some(value) {
-            mismatches.push(format!(
-                "--{} {} (the run used {})",
-                key.replace('_', "-"),
-                value,
-                saved_table
-                    .get(key)
-                    .map_or("nothing".to_string(), |v| v.to_string())
-            ));
-        }
-    }
-    if !mismatches.is_empty() {
-        bail!(
-            "--resume {}: the flags do not match the run: {}; drop them or start a new run",
-            run.display(),
-            mismatches.join(", ")
-        );
-    }
-    let mut config = saved.overlay(&changeable)?;
-    config.out = Some(run.clone());
-    Ok(config)
+    let given = given_flags(args, matches)?;
+    config::resolve(
+        defaults,
+        args.config.as_deref(),
+        args.resume.as_deref(),
+        &given,
+    )
 }
 
 #[cfg(test)]
@@ -626,9 +419,9 @@ mod tests {
         moved.model = PathBuf::from("/elsewhere/stories260K");
         moved.gradient_checkpointing = false;
         moved.out = Some("x".into());
-        assert_eq!(moved.fingerprint(), c.fingerprint());
+        assert_eq!(config::fingerprint(&moved), config::fingerprint(&c));
         moved.precision = Precision::Bf16;
-        assert_ne!(moved.fingerprint(), c.fingerprint());
+        assert_ne!(config::fingerprint(&moved), config::fingerprint(&c));
         let saved = toml::to_string_pretty(&c).unwrap();
         assert_eq!(toml::from_str::<MetamathConfig>(&saved).unwrap(), c);
     }

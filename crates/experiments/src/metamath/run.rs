@@ -23,11 +23,11 @@ use super::metric::{TokenPerplexityMetric, TokensPerSecondMetric};
 use super::model::CausalLmModel;
 use super::task::{MetamathTrainTask, ADAPTER_NAME};
 use crate::device::BackendJob;
-use crate::glue::config::DisplayChoice;
 use crate::glue::run::peak_memory_bytes;
+use crate::train::DisplayChoice;
 use crate::train::{
     launch, with_stable_param_ids, CheckpointStore, Display, MetricGoal, RunDir, SharedOptimizer,
-    TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay,
+    TrainTask, Trainer, TrainerOptions, WarmupDecay,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -173,7 +173,7 @@ fn run_metamath<B: AutodiffBackend>(
     let llama = check_llama_folder(&config.model, "--model")?;
     config.precision.check::<B>(&device, backend)?;
     let out = config.out_dir();
-    let fingerprint = config.fingerprint();
+    let fingerprint = crate::train::config::fingerprint(config);
     check_run_folder(&out, job.resume, &fingerprint)?;
 
     // Data: rows, held-out split, tokens.
@@ -262,32 +262,16 @@ fn run_metamath<B: AutodiffBackend>(
     );
 
     // Run folder.
-    let (run, model, state) = if job.resume {
-        let run = RunDir::open(&out)?;
-        let (model, state) = Trainer::restore(
-            task.as_ref(),
-            &run,
-            model,
-            &optimizer,
-            &fingerprint,
-            &device,
-        )?;
-        if state.finished {
-            bail!(
-                "--resume {}: the run already finished ({} steps); its adapter is in {}",
-                out.display(),
-                state.global_step,
-                run.best().display()
-            );
-        }
-        (run, model, state)
-    } else {
-        let run = RunDir::create(&out)?;
-        let mut saved = config.clone();
-        saved.out = Some(out.clone());
-        saved.save(&run.config_path())?;
-        (run, model, TrainerState::new(fingerprint, total_steps))
-    };
+    let (run, model, state) = Trainer::start(
+        task.as_ref(),
+        config,
+        &out,
+        job.resume,
+        model,
+        &optimizer,
+        total_steps,
+        &device,
+    )?;
     let scheduler = WarmupDecay::new(
         config.lr,
         WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
@@ -295,11 +279,7 @@ fn run_metamath<B: AutodiffBackend>(
         config.schedule,
     )
     .at_step(state.global_step);
-    let display = match job.display {
-        DisplayChoice::Auto => Display::auto(config.log_every),
-        DisplayChoice::Tui => Display::Dashboard,
-        DisplayChoice::Plain => Display::Quiet(config.log_every),
-    };
+    let display = job.display.resolve(config.log_every);
     let options = TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,

@@ -30,6 +30,29 @@ pub enum Display {
     Quiet(usize),
 }
 
+/// `--display`: where progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DisplayChoice {
+    /// The dashboard on a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// burn-train's TUI dashboard.
+    Tui,
+    /// One line every `--log-every` steps.
+    Plain,
+}
+
+impl DisplayChoice {
+    /// The display to use, printing plain lines every `log_every` steps.
+    pub fn resolve(self, log_every: usize) -> Display {
+        match self {
+            Self::Auto => Display::auto(log_every),
+            Self::Tui => Display::Dashboard,
+            Self::Plain => Display::Quiet(log_every),
+        }
+    }
+}
+
 impl Display {
     /// The dashboard on a terminal, quiet lines every `every` steps otherwise.
     pub fn auto(every: usize) -> Self {

@@ -8,6 +8,7 @@
 //! task metrics and keeps the best adapter.
 
 mod checkpoint;
+pub mod config;
 mod launch;
 mod optim;
 mod renderer;
@@ -19,7 +20,7 @@ mod task;
 mod trainer;
 
 pub use checkpoint::{CheckpointStore, OPTIMIZER_FILE, STATE_FILE, TRAINABLE_DIR};
-pub use launch::{launch, Display, Training};
+pub use launch::{launch, Display, DisplayChoice, Training};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use renderer::QuietRenderer;
 pub use report::{write_metrics, write_plot};

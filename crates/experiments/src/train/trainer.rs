@@ -162,6 +162,46 @@ where
         &self.options
     }
 
+    /// Opens the run folder: for a new run, creates it and writes `config` as `config.toml`
+    /// (with `out` as its run folder); for `resume`, restores the newest checkpoint into
+    /// `model` and `optimizer`. Returns the run folder, the model and the state to start from.
+    ///
+    /// # Errors
+    /// A folder that already holds a run (new run), or (resume) a missing folder or
+    /// checkpoint, another configuration's checkpoint, or a run that already finished.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start<C: super::config::RunConfig>(
+        task: &T,
+        config: &C,
+        out: &Path,
+        resume: bool,
+        model: M,
+        optimizer: &SharedOptimizer<O>,
+        total_steps: usize,
+        device: &B::Device,
+    ) -> anyhow::Result<(RunDir, M, TrainerState)> {
+        let fingerprint = super::config::fingerprint(config);
+        if resume {
+            let run = RunDir::open(out)?;
+            let (model, state) = Self::restore(task, &run, model, optimizer, &fingerprint, device)?;
+            if state.finished {
+                anyhow::bail!(
+                    "--resume {}: the run already finished ({} steps); its adapter is in {}",
+                    out.display(),
+                    state.global_step,
+                    run.best().display()
+                );
+            }
+            Ok((run, model, state))
+        } else {
+            let run = RunDir::create(out)?;
+            let mut saved = config.clone();
+            saved.set_out(out.to_path_buf());
+            super::config::save(&saved, &run.config_path())?;
+            Ok((run, model, TrainerState::new(fingerprint, total_steps)))
+        }
+    }
+
     /// A handle on the outcome, filled in when training returns.
     pub fn outcome(&self) -> Arc<Mutex<Outcome>> {
         Arc::clone(&self.outcome)
