@@ -65,7 +65,11 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
         .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("could not start `{line}`: {e}"))?;
-    println!("<== {line}: {} in {:.0?}", if status.success() { "ok" } else { "FAILED" }, start.elapsed());
+    println!(
+        "<== {line}: {} in {:.0?}",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed()
+    );
     if status.success() {
         Ok(())
     } else {
@@ -88,7 +92,17 @@ fn ci(args: &[String]) -> Result<(), String> {
         cargo(&["fmt", "--all", "--check"], &[])?;
     }
     if run("clippy") {
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+        cargo(
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
     }
     if run("test") {
         cargo(&["test", "--workspace"], &[])?;
@@ -99,7 +113,15 @@ fn ci(args: &[String]) -> Result<(), String> {
     }
     if run("cuda") {
         // CUDA compiles with no toolkit (cudarc loads the driver at run time).
-        cargo(&["check", "--workspace", "--features", "bone-module/cuda,models/cuda,experiments/cuda"], &[])?;
+        cargo(
+            &[
+                "check",
+                "--workspace",
+                "--features",
+                "bone-module/cuda,models/cuda,experiments/cuda",
+            ],
+            &[],
+        )?;
     }
     println!("\nci: all steps passed in {:.0?}", start.elapsed());
     Ok(())
@@ -114,7 +136,10 @@ fn bench(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown option `{other}` for `bench`")),
         }
     }
-    let feature_args: Vec<&str> = features.iter().flat_map(|f| ["--features", f.as_str()]).collect();
+    let feature_args: Vec<&str> = features
+        .iter()
+        .flat_map(|f| ["--features", f.as_str()])
+        .collect();
     // Each benchmark rewrites its own section (per backend) of its file in benchmarks/.
     for (package, kind, target) in [
         ("bone-module", "--bench", "adapter_layer"),
@@ -193,7 +218,17 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
         }
     }
     let root = workspace_root();
-    cargo(&["build", "--release", "-p", "experiments", "--bin", "glue-sst2"], &[])?;
+    cargo(
+        &[
+            "build",
+            "--release",
+            "-p",
+            "experiments",
+            "--bin",
+            "glue-sst2",
+        ],
+        &[],
+    )?;
     let exe = root.join("target/release/glue-sst2");
     let mut table = String::new();
     table.push_str(&format!(
@@ -210,13 +245,40 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
                 continue;
             }
             let _ = std::fs::remove_dir_all(&out);
-            let (r, alpha) = if method == "lora" { ("32", "64") } else { ("64", "64") };
+            let (r, alpha) = if method == "lora" {
+                ("32", "64")
+            } else {
+                ("64", "64")
+            };
             let args = [
-                "--max-train-samples", samples.as_str(), "--epochs", "1", "--batch-size", "32",
-                "--max-seq-len", "64", "--lr", "5e-4", "--warmup-ratio", "0.06", "--method",
-                method.as_str(), "--r", r, "--lora-alpha", alpha, "--seed", &seed.to_string(),
-                "--device", device.as_str(), "--display", "plain", "--checkpoint-every", "0",
-                "--out", out.to_str().unwrap_or_default(),
+                "--max-train-samples",
+                samples.as_str(),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--max-seq-len",
+                "64",
+                "--lr",
+                "5e-4",
+                "--warmup-ratio",
+                "0.06",
+                "--method",
+                method.as_str(),
+                "--r",
+                r,
+                "--lora-alpha",
+                alpha,
+                "--seed",
+                &seed.to_string(),
+                "--device",
+                device.as_str(),
+                "--display",
+                "plain",
+                "--checkpoint-every",
+                "0",
+                "--out",
+                out.to_str().unwrap_or_default(),
             ];
             println!("\n==> glue-sst2 {}", args.join(" "));
             let status = Command::new(&exe)
@@ -225,7 +287,9 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
                 .status()
                 .map_err(|e| format!("running {}: {e}", exe.display()))?;
             if !status.success() {
-                return Err(format!("glue-sst2 --method {method} --seed {seed} failed ({status})"));
+                return Err(format!(
+                    "glue-sst2 --method {method} --seed {seed} failed ({status})"
+                ));
             }
             runs.push(read_summary(&out.join("summary.json"))?);
         }
@@ -236,7 +300,17 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
             let mut runs = Vec::new();
             for seed in 0..seeds {
                 let output = Command::new(&python)
-                    .args(["benchmarks/reference/glue_sst2_peft.py", "--shared", "../shared", "--method", method, "--samples", &samples, "--seed", &(42 + seed).to_string()])
+                    .args([
+                        "benchmarks/reference/glue_sst2_peft.py",
+                        "--shared",
+                        "../shared",
+                        "--method",
+                        method,
+                        "--samples",
+                        &samples,
+                        "--seed",
+                        &(42 + seed).to_string(),
+                    ])
                     .env("OMP_NUM_THREADS", "2")
                     .current_dir(&root)
                     .output()
@@ -253,7 +327,11 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
                     trainable: v["trainable_params"].as_u64().unwrap_or(0),
                 });
             }
-            table.push_str(&row(&format!("{method} (PyTorch + PEFT)"), &runs, "torch cpu, 2 threads"));
+            table.push_str(&row(
+                &format!("{method} (PyTorch + PEFT)"),
+                &runs,
+                "torch cpu, 2 threads",
+            ));
         }
     }
     let text = format!(
@@ -298,7 +376,11 @@ fn row(label: &str, runs: &[RunFigures], backend: &str) -> String {
     let (sps, _) = mean_std(&runs.iter().map(|r| r.seconds_per_step).collect::<Vec<_>>());
     let (secs, _) = mean_std(&runs.iter().map(|r| r.train_seconds).collect::<Vec<_>>());
     let (peak, _) = mean_std(&runs.iter().map(|r| r.peak_gib).collect::<Vec<_>>());
-    let peak = if peak.is_finite() { format!("{peak:.2} GiB") } else { "—".into() };
+    let peak = if peak.is_finite() {
+        format!("{peak:.2} GiB")
+    } else {
+        "—".into()
+    };
     format!(
         "| {label} | {} | {:.2} ± {:.2} % | {sps:.3} | {:.1} min | {peak} | {backend} |\n",
         runs.first().map_or(0, |r| r.trainable),

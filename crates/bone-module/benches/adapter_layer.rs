@@ -87,7 +87,9 @@ fn main() {
                 "bench.layer",
             );
             if let Some(spec) = &spec {
-                layer.add_adapter("a", spec, &device).expect("valid adapter");
+                layer
+                    .add_adapter("a", spec, &device)
+                    .expect("valid adapter");
             }
             let x: Tensor<B, 2> =
                 Tensor::random([TOKENS, d_in], Distribution::Normal(0.0, 1.0), &device);
@@ -132,7 +134,8 @@ fn main() {
         println!("--quick: results not written");
         return;
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/adapter_layer.md");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/adapter_layer.md");
     update_section(&path, default_backend_name(), &table);
     println!("wrote {}", path.display());
 }
@@ -147,9 +150,15 @@ fn render(rows: &[Row], iterations: usize) -> String {
     ));
     out.push_str(&format!(
         "Machine: {} CPU threads; {}; built {}.\n\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         std::env::consts::ARCH,
-        if cfg!(debug_assertions) { "without optimisations" } else { "in release mode" }
+        if cfg!(debug_assertions) {
+            "without optimisations"
+        } else {
+            "in release mode"
+        }
     ));
     out.push_str("| layer | method | trainable params | median ms | min ms | overhead vs base | peak extra heap MiB |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|\n");

@@ -16,8 +16,8 @@ use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
 use burn::data::dataset::{Dataset, InMemDataset};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::module::Param;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::Linear;
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -197,7 +197,9 @@ impl TrainTask<AD, Toy<AD>> for ToyTask {
 /// the backend's generator, so random ones could differ between the runs compared).
 fn fresh_model(config: &AdapterConfig) -> Toy<AD> {
     let device = Default::default();
-    let weights: Vec<f32> = (0..16).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+    let weights: Vec<f32> = (0..16)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0)
+        .collect();
     let base = Linear {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(weights, [8, 2]), &device)),
         bias: Some(Param::from_tensor(Tensor::zeros([2], &device))),

@@ -2,12 +2,10 @@
 //! [`AdaptedLinear`]: zero-init identity, merge/unmerge, safe merge, enable/disable, several
 //! adapters, delete, errors.
 
-
-
+use crate::common::*;
 use bone_module::{Adapter, AdapterError, AdapterSpec};
 use burn::module::Param;
 use burn::tensor::Tensor;
-use crate::common::*;
 
 fn specs() -> Vec<(&'static str, AdapterSpec)> {
     vec![

@@ -1,11 +1,9 @@
 //! Bone's activation-space forward equals the dense x·(W + ΔW) on many shapes, including
 //! in % r != 0 (a partial last chunk) and r > in (a single, padded chunk).
 
-
-
+use crate::common::*;
 use bone_module::{Adapter, AdapterSpec};
 use burn::tensor::{Tensor, TensorData};
-use crate::common::*;
 
 /// ΔW in Burn's layout built on the host from the definition ΔW[o, j] = B[j mod r, o].
 fn reference_delta(block: &[f32], r: usize, d_in: usize, d_out: usize) -> Vec<f32> {

@@ -1,12 +1,10 @@
 //! Golden parity without a model: the base weights of stories260K plus the adapters PEFT
 //! 0.21.2 wrote, merged by this crate, equal the merged weights PEFT computed.
 
-
-
+use crate::common::*;
 use bone_module::peft::load_adapter;
 use bone_module::tensors::read_safetensors;
 use bone_module::{AdapterHost, AdapterHostExt, AdapterKind};
-use crate::common::*;
 
 fn check(method: &str, kind: AdapterKind, r: usize) {
     let device = device();

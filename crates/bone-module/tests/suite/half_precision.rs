@@ -1,12 +1,10 @@
 //! Half-precision bases: an f16 (or bf16) base weight with f32 adapters runs forward, merge
 //! and unmerge, on the Flex CPU backend (NdArray has no half types).
 
-
-
+use crate::common::*;
 use bone_module::{AdaptedLinear, AdapterSpec};
 use burn::backend::Flex;
 use burn::tensor::{DType, FloatDType, Tensor};
-use crate::common::*;
 
 type F = Flex;
 

@@ -1,18 +1,16 @@
 //! Adapter files in PEFT's format: reading PEFT's own files, writing files PEFT can read
 //! (same keys, shapes and config fields), save → load round trips, and bad input.
 
-
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use bone_module::peft::{load_adapter, save_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 use bone_module::tensors::{read_safetensors, write_safetensors};
 use bone_module::{
     AdaptedLinear, AdapterConfig, AdapterHostExt, AdapterKind, AdapterSpec, PeftType, TargetModules,
 };
 use burn::tensor::{Tensor, TensorData};
-use crate::common::*;
 use serde_json::Value;
 
 fn tmp_dir(name: &str) -> PathBuf {

@@ -1,14 +1,12 @@
 //! Training touches adapter parameters only: after optimiser steps the base weights are
 //! bit-identical, the adapter moved, and the optimiser saw only adapter gradients.
 
-
-
+use crate::common::*;
 use bone_module::{AdaptedLinear, AdapterSpec};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
-use crate::common::*;
 
 type AD = Autodiff<TB>;
 
