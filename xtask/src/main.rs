@@ -117,6 +117,7 @@ fn ci(args: &[String]) -> Result<(), String> {
             &[
                 "check",
                 "--workspace",
+                "--all-targets",
                 "--features",
                 "bone-module/cuda,models/cuda,experiments/cuda",
             ],

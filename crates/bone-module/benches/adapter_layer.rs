@@ -93,26 +93,40 @@ fn main() {
             }
             let x: Tensor<B, 2> =
                 Tensor::random([TOKENS, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let step = || {
+            // One forward + backward; with `sample`, the device bytes in use once the forward
+            // has run and again while the gradients are alive (GPU backends).
+            let step = |sample: Option<&mut u64>| {
                 // The input requires a gradient, as any hidden state inside a network does.
                 let x = x.clone().detach().require_grad();
                 let loss = layer.forward(x).sum();
+                let after_forward = sample.is_some().then(|| device_bytes_in_use(&device));
                 let grads = loss.backward();
+                if let (Some(peak), Some(forward)) = (sample, after_forward) {
+                    *peak = (*peak).max(forward).max(device_bytes_in_use(&device));
+                }
                 drop(grads);
                 <B as Backend>::sync(&device).expect("sync");
             };
             for _ in 0..2 {
-                step();
+                step(None);
             }
             let mut times = Vec::with_capacity(iterations);
-            let baseline = CURRENT.load(Ordering::Relaxed);
-            PEAK.store(baseline, Ordering::Relaxed);
             for _ in 0..iterations {
                 let start = Instant::now();
-                step();
+                step(None);
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
-            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+            // Memory in a separate, untimed step: sampling the GPU pools synchronises.
+            let baseline = CURRENT.load(Ordering::Relaxed);
+            PEAK.store(baseline, Ordering::Relaxed);
+            let device_baseline = device_bytes_in_use(&device);
+            let mut device_peak = device_baseline;
+            step(Some(&mut device_peak));
+            let peak = if is_gpu() {
+                device_peak.saturating_sub(device_baseline) as usize
+            } else {
+                PEAK.load(Ordering::Relaxed).saturating_sub(baseline)
+            };
             times.sort_by(f64::total_cmp);
             let row = Row {
                 shape: format!("{d_in}→{d_out}"),
@@ -123,7 +137,7 @@ fn main() {
                 peak_mib: peak as f64 / (1024.0 * 1024.0),
             };
             println!(
-                "{:<10} {:<12} params {:>8}  median {:>8.2} ms  min {:>8.2} ms  peak heap +{:.1} MiB",
+                "{:<10} {:<12} params {:>8}  median {:>8.2} ms  min {:>8.2} ms  peak +{:.1} MiB",
                 row.shape, row.method, row.params, row.median_ms, row.min_ms, row.peak_mib
             );
             rows.push(row);
@@ -141,7 +155,6 @@ fn main() {
 }
 
 fn render(rows: &[Row], iterations: usize) -> String {
-    let gpu = default_backend_name() != "ndarray";
     let mut out = String::new();
     out.push_str(&format!(
         "### {} — {} tokens, median of {iterations} forward+backward steps\n\n",
@@ -160,7 +173,13 @@ fn render(rows: &[Row], iterations: usize) -> String {
             "in release mode"
         }
     ));
-    out.push_str("| layer | method | trainable params | median ms | min ms | overhead vs base | peak extra heap MiB |\n");
+    out.push_str(if is_gpu() {
+        "Peak memory: device bytes in use by live tensors, sampled after the forward and during \
+         the backward, above those held before the step.\n\n"
+    } else {
+        "Peak memory: the heap's high-water mark during the step, above what was live before it.\n\n"
+    });
+    out.push_str("| layer | method | trainable params | median ms | min ms | overhead vs base | peak extra memory MiB |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
     for chunk in rows.chunks(4) {
         let base = chunk[0].median_ms;
@@ -170,11 +189,7 @@ fn render(rows: &[Row], iterations: usize) -> String {
             } else {
                 format!("{:+.0} %", (row.median_ms / base - 1.0) * 100.0)
             };
-            let memory = if gpu {
-                "n/a (GPU)".to_string()
-            } else {
-                format!("{:.1}", row.peak_mib)
-            };
+            let memory = format!("{:.1}", row.peak_mib);
             out.push_str(&format!(
                 "| {} | {} | {} | {:.2} | {:.2} | {} | {} |\n",
                 row.shape, row.method, row.params, row.median_ms, row.min_ms, overhead, memory
@@ -202,4 +217,31 @@ fn update_section(path: &std::path::Path, backend: &str, table: &str) {
         _ => format!("{}\n{}\n", old.trim_end(), section),
     };
     std::fs::write(path, new).expect("write the benchmark file");
+}
+
+/// Whether the build runs on a GPU backend (memory then lives in the device's pools).
+fn is_gpu() -> bool {
+    cfg!(any(feature = "wgpu", feature = "cuda"))
+}
+
+/// Bytes the GPU backend's memory pools hand out to live tensors right now; 0 on CPU backends.
+fn device_bytes_in_use(device: &burn::tensor::Device<B>) -> u64 {
+    <B as Backend>::sync(device).expect("sync");
+    #[cfg(feature = "cuda")]
+    let usage = {
+        use burn::cubecl::Runtime;
+        burn::cubecl::cuda::CudaRuntime::client(device).memory_usage()
+    };
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    let usage = {
+        use burn::cubecl::Runtime;
+        burn::backend::wgpu::WgpuRuntime::client(device).memory_usage()
+    };
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    return usage.map_or(0, |u| u.bytes_in_use);
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = device;
+        0
+    }
 }
