@@ -20,17 +20,26 @@
 //! their module paths are those of the transformers task model, so files interoperate with
 //! PEFT. After loading, every base parameter is frozen.
 //!
-//! ```ignore
+//! ```no_run
 //! use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+//! use burn::backend::{Autodiff, NdArray};
+//! use burn::tensor::{Int, Tensor};
 //! use models::targets::all_block_linears;
 //! use models::{ClassifierOptions, GenerationConfig, LlamaForCausalLM, LoadOptions};
 //! use models::{SequenceClassificationModel, Tokenizer};
 //!
+//! type B = NdArray;
+//! type AB = Autodiff<NdArray>;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = Default::default();
+//!
 //! // A decoder: load, attach a PEFT adapter, generate.
-//! let mut llm = LlamaForCausalLM::<B>::from_pretrained("../shared/models/stories260K", &LoadOptions::default(), &device)?;
+//! let mut llm = LlamaForCausalLM::<B>::from_pretrained(
+//!     "../shared/models/stories260K", &LoadOptions::default(), &device)?;
 //! llm.load_adapter("adapters/bone".as_ref(), "default", &device)?;
 //! let tok = Tokenizer::from_pretrained("../shared/models/stories260K")?;
-//! let out = llm.generate(&[tok.encode("Once upon a time", true)?], &GenerationConfig::greedy(40))?;
+//! let prompt = tok.encode("Once upon a time", true)?;
+//! let out = llm.generate(&[prompt], &GenerationConfig::greedy(40))?;
 //! println!("{}", tok.decode(&out.sequences[0], true)?);
 //!
 //! // An encoder classifier for GLUE: Bone on every block linear, a fresh trainable head.
@@ -38,8 +47,13 @@
 //!     "../shared/models/all-MiniLM-L6-v2", &ClassifierOptions::with_num_labels(2), &device)?;
 //! let config = AdapterConfig::from_spec(&AdapterSpec::bone(64), all_block_linears(clf.family()));
 //! clf.add_adapter("default", &config, &device)?;
-//! let logits = clf.forward(input_ids, Some(attention_mask), Some(token_type_ids)); // [b, 2]
+//! let input_ids = Tensor::<AB, 2, Int>::from_ints([[101, 7592, 102]], &device); // [b, s]
+//! let attention_mask = input_ids.ones_like();
+//! let logits = clf.forward(input_ids, Some(attention_mask), None); // [b, 2]
+//! # let _ = logits;
 //! clf.save_adapter("default", &config, "out/adapter".as_ref())?; // PEFT folder, head in modules_to_save
+//! # Ok(())
+//! # }
 //! ```
 
 #![warn(missing_docs)]
