@@ -3,55 +3,28 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bone_module::tensors::{read_safetensors, write_safetensors};
 use burn::tensor::TensorData;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("BONE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.join("golden").is_dir(),
-        "the shared test data is missing: looked for {} (set BONE_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared;
 
 fn stories() -> PathBuf {
     shared().join("models/stories260K")
 }
 
 fn bone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bone"))
-        .args(args)
-        .env_remove("BONE_DEVICE")
-        .output()
-        .expect("the bone binary runs")
+    common::run(env!("CARGO_BIN_EXE_bone"), args)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = bone(args);
-    assert!(
-        out.status.success(),
-        "bone {args:?} failed ({:?}):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(env!("CARGO_BIN_EXE_bone"), args)
 }
 
 fn fails(args: &[&str], code: i32) -> String {
-    let out = bone(args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "bone {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
+    common::fails(env!("CARGO_BIN_EXE_bone"), args, code)
 }
 
 fn s(p: &Path) -> &str {

@@ -1,7 +1,7 @@
 //! The causal-LM training step on stories260K: accumulating micro-batches gives the loss and
 //! the gradients of one large batch (token-weighted), and the evaluation step agrees.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::data::dataloader::batcher::Batcher;
@@ -20,20 +20,11 @@ use experiments::metamath::run::{check_llama_folder, lm_batcher};
 use models::targets::all_block_linears;
 use models::{LlamaForCausalLM, ModelFamily};
 
+mod common;
+use common::shared;
+
 type TB = bone_module::backend::DefaultBackend;
 type AD = burn::backend::Autodiff<TB>;
-
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("BONE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.join("models/stories260K").is_dir(),
-        "the shared data is missing: looked for {} (set BONE_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 /// Gradients of every parameter, flattened in visiting order.
 struct Collect<'a> {

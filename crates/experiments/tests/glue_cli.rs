@@ -2,73 +2,37 @@
 //! folder, the metrics, resuming, other tasks' metrics, configuration files and bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bone_module::tensors::read_safetensors;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("BONE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.join("datasets/glue").is_dir(),
-        "the shared data is missing: looked for {} (set BONE_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared;
 
 fn minilm() -> String {
-    shared()
-        .join("models/all-MiniLM-L6-v2")
-        .display()
-        .to_string()
+    common::shared_arg("models/all-MiniLM-L6-v2")
 }
 
 fn data_root() -> String {
-    shared().join("datasets").display().to_string()
+    common::shared_arg("datasets")
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bone-glue-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::tmp("glue-cli", name)
 }
 
-fn run(bin: &str, args: &[&str]) -> Output {
-    let exe = match bin {
+fn exe(bin: &str) -> &'static str {
+    match bin {
         "glue" => env!("CARGO_BIN_EXE_glue"),
         _ => env!("CARGO_BIN_EXE_glue-sst2"),
-    };
-    Command::new(exe)
-        .args(args)
-        .env_remove("BONE_DATA_ROOT")
-        .output()
-        .expect("the binary runs")
+    }
 }
 
 fn ok(bin: &str, args: &[&str]) -> String {
-    let out = run(bin, args);
-    assert!(
-        out.status.success(),
-        "{bin} {args:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(exe(bin), args)
 }
 
 fn fails(bin: &str, args: &[&str], code: i32) -> String {
-    let out = run(bin, args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{bin} {args:?}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
+    common::fails(exe(bin), args, code)
 }
 
 /// The CI slice: 128 train / 64 dev sentences, length 32, 2 epochs of 4 steps.

@@ -3,68 +3,32 @@
 //! adapters load (merged or not), and bad input fails clearly.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use data::gsm8k::{extract_predicted_answer, load_gsm8k, Gsm8kSplit};
 use data::metrics::gsm8k_answers_match;
 use data::{DataRoot, LoadOptions};
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("BONE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.join("datasets/gsm8k").is_dir(),
-        "the shared data is missing: looked for {} (set BONE_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared;
 
 fn stories() -> String {
-    shared().join("models/stories260K").display().to_string()
+    common::shared_arg("models/stories260K")
 }
 
 fn data_root() -> String {
-    shared().join("datasets").display().to_string()
+    common::shared_arg("datasets")
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bone-gsm8k-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gsm8k-eval"))
-        .args(args)
-        .env_remove("BONE_DATA_ROOT")
-        .output()
-        .expect("gsm8k-eval runs")
+    common::tmp("gsm8k-cli", name)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(env!("CARGO_BIN_EXE_gsm8k-eval"), args)
 }
 
 fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
+    common::fails(env!("CARGO_BIN_EXE_gsm8k-eval"), args, 1)
 }
 
 fn rows(path: &Path) -> Vec<serde_json::Value> {

@@ -3,71 +3,31 @@
 //! the same adapter, gradient checkpointing changes nothing, and bad input fails clearly.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bone_module::tensors::read_safetensors;
 use experiments::metamath::MetamathConfig;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("BONE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    assert!(
-        dir.join("datasets/gsm8k").is_dir(),
-        "the shared data is missing: looked for {} (set BONE_SHARED_DIR)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::{ok, shared};
 
 fn stories() -> String {
-    shared().join("models/stories260K").display().to_string()
+    common::shared_arg("models/stories260K")
 }
 
 fn data_root() -> String {
-    shared().join("datasets").display().to_string()
+    common::shared_arg("datasets")
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bone-metamath-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn run(exe: &str, args: &[&str]) -> Output {
-    Command::new(exe)
-        .args(args)
-        .env_remove("BONE_DATA_ROOT")
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(exe: &str, args: &[&str]) -> String {
-    let out = run(exe, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::tmp("metamath-cli", name)
 }
 
 fn fails(args: &[&str]) -> String {
-    let out = run(env!("CARGO_BIN_EXE_metamath"), args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
+    common::fails(env!("CARGO_BIN_EXE_metamath"), args, 1)
 }
 
 fn metamath(args: &[&str]) -> String {
-    ok(env!("CARGO_BIN_EXE_metamath"), args)
+    common::ok(env!("CARGO_BIN_EXE_metamath"), args)
 }
 
 /// A CI slice: `train` GSM8K problems (those whose response fits in 256 tokens), 4 held out,
