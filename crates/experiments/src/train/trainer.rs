@@ -62,7 +62,7 @@ pub struct Outcome {
     pub state: Option<TrainerState>,
     /// Why training stopped early, when it failed (a non-finite loss).
     pub error: Option<String>,
-    /// Whether training was interrupted (TUI `q`, or `stop_after_steps`); resume continues it.
+    /// Whether training was interrupted (TUI `q` then `s`, or `stop_after_steps`); resume continues it.
     pub interrupted: bool,
     /// The newest checkpoint written.
     pub last_checkpoint: Option<PathBuf>,
