@@ -231,6 +231,7 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
         &[],
     )?;
     let exe = root.join("target/release/glue-sst2");
+    let mut per_seed: Vec<(String, Vec<f64>)> = Vec::new();
     let mut table = String::new();
     table.push_str(&format!(
         "| method | trainable params | dev accuracy (mean ± std over {seeds} seeds) | s/step | train time | peak memory | backend |\n|---|---:|---:|---:|---:|---:|---|\n"
@@ -294,6 +295,10 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
             }
             runs.push(read_summary(&out.join("summary.json"))?);
         }
+        per_seed.push((
+            format!("{method} (this crate)"),
+            runs.iter().map(|r| r.accuracy).collect(),
+        ));
         table.push_str(&row(&format!("{method} (this crate)"), &runs, &device));
     }
     if let Some(python) = reference {
@@ -328,6 +333,10 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
                     trainable: v["trainable_params"].as_u64().unwrap_or(0),
                 });
             }
+            per_seed.push((
+                format!("{method} (PyTorch + PEFT)"),
+                runs.iter().map(|r| r.accuracy).collect(),
+            ));
             table.push_str(&row(
                 &format!("{method} (PyTorch + PEFT)"),
                 &runs,
@@ -335,6 +344,7 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
             ));
         }
     }
+    table.push_str(&seed_table(&per_seed, seeds));
     let text = format!(
         "# SST-2: Bone vs LoRA vs Bat\n\n`cargo xtask sst2-compare --seeds {seeds} --samples {samples} --device {device}`: all-MiniLM-L6-v2, \
          {samples} random SST-2 train sentences (a different draw per seed), 1 epoch, batch 32, max length 64, AdamW lr 5e-4 with 6 % \
@@ -346,6 +356,26 @@ fn sst2_compare(args: &[String]) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("\nwrote {}", path.display());
     Ok(())
+}
+
+/// Dev accuracy of every run, one column per seed (each seed draws its own training sentences).
+fn seed_table(rows: &[(String, Vec<f64>)], seeds: u64) -> String {
+    let mut out = String::from("\nDev accuracy per seed (a seed draws the same sentences for every method of one implementation; this crate and Python draw differently):\n\n| run |");
+    let seeds: Vec<u64> = (42..42 + seeds).collect();
+    for seed in &seeds {
+        out.push_str(&format!(" seed {seed} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(seeds.len()));
+    out.push('\n');
+    for (label, accuracies) in rows {
+        out.push_str(&format!("| {label} |"));
+        for accuracy in accuracies {
+            out.push_str(&format!(" {:.2} % |", accuracy * 100.0));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn read_summary(path: &Path) -> Result<RunFigures, String> {
