@@ -1,12 +1,12 @@
 //! The GLUE binaries end to end on CI-sized slices of the real data and MiniLM: the run
 //! folder, the metrics, resuming, other tasks' metrics, configuration files and bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bone_module::tensors::read_safetensors;
 
 mod common;
-use common::shared;
+use common::{adapter_values, json, shared};
 
 fn minilm() -> String {
     common::shared_arg("models/all-MiniLM-L6-v2")
@@ -59,21 +59,6 @@ fn slice<'a>(out: &'a str, model: &'a str, root: &'a str) -> Vec<&'a str> {
         "--out",
         out,
     ]
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
-
-fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    read_safetensors(&dir.join("adapter_model.safetensors"))
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.iter::<f32>().collect()))
-        .collect()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use bone_module::tensors::read_safetensors;
 use experiments::metamath::MetamathConfig;
 
 mod common;
-use common::{ok, shared};
+use common::{adapter_values, json, ok, shared};
 
 fn stories() -> String {
     common::shared_arg("models/stories260K")
@@ -61,21 +61,6 @@ fn slice<'a>(out: &'a str, model: &'a str, root: &'a str, train: &'a str) -> Vec
         "--out",
         out,
     ]
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
-
-fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    read_safetensors(&dir.join("adapter_model.safetensors"))
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.iter::<f32>().collect()))
-        .collect()
 }
 
 /// NdArray's reductions are not bitwise reproducible on the LLaMA path (two identical runs

@@ -4,7 +4,7 @@
 // Each test binary uses its own subset of these.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The shared data, weights and golden outputs: `$BONE_SHARED_DIR`, else `../shared` beside
@@ -69,4 +69,20 @@ pub fn fails(exe: &str, args: &[&str], code: i32) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stderr).expect("stderr is UTF-8")
+}
+
+/// A JSON file the run wrote; panics naming the file when it is missing or malformed.
+pub fn json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every tensor of a PEFT folder's `adapter_model.safetensors`, by key, as f32 values.
+pub fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let file = dir.join("adapter_model.safetensors");
+    bone_module::tensors::read_safetensors(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .into_iter()
+        .map(|(k, v)| (k, v.iter::<f32>().collect()))
+        .collect()
 }
