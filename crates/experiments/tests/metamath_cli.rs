@@ -66,9 +66,9 @@ fn slice<'a>(out: &'a str, model: &'a str, root: &'a str, train: &'a str) -> Vec
 /// NdArray's reductions are not bitwise reproducible on the LLaMA path (two identical runs
 /// differ in the last bits of the gradients), and AdamW's first step, `lr·g/(|g|+ε)`, turns
 /// that into visible differences wherever a gradient is close to zero. Adapters are therefore
-/// compared by the relative L2 distance of each block, `‖a − b‖ / ‖a‖ ≤ tolerance`: about
-/// 1e-4 between identical runs, far above 1e-2 for a resume that lost the optimiser state,
-/// the schedule position or the data position.
+/// compared by the relative L2 distance of each block, `‖a − b‖ / ‖a‖ ≤ tolerance`: 1e-4 to
+/// 1.02e-3 seen between identical runs (1e-3 failed about one run in seven), far above 1e-2
+/// for a resume that lost the optimiser state, the schedule position or the data position.
 fn assert_same_adapter(a: &Path, b: &Path, tolerance: f64) {
     let (a, b) = (adapter_values(a), adapter_values(b));
     assert_eq!(a.len(), b.len());
@@ -316,7 +316,7 @@ fn an_interrupted_run_resumes_to_the_same_adapter() {
         "plain",
     ]);
     assert!(stdout.contains("finished"), "{stdout}");
-    assert_same_adapter(&full.join("best"), &parts.join("best"), 1e-3);
+    assert_same_adapter(&full.join("best"), &parts.join("best"), 3e-3);
     let (a, b) = (
         json(&full.join("metrics.json")),
         json(&parts.join("metrics.json")),
@@ -351,7 +351,7 @@ fn gradient_checkpointing_gives_the_same_adapter() {
     args.push("--gradient-checkpointing");
     let stdout = metamath(&args);
     assert!(stdout.contains("gradient checkpointing"), "{stdout}");
-    assert_same_adapter(&plain.join("best"), &recomputed.join("best"), 1e-3);
+    assert_same_adapter(&plain.join("best"), &recomputed.join("best"), 3e-3);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
