@@ -7,6 +7,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
 use super::config::EncoderConfig;
+use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::{apply_mask, softmax_last};
@@ -101,23 +102,77 @@ impl<B: Backend> EncoderAttention<B> {
     /// - output: `[b, s, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
         let context = self.self_attn.forward(x.clone(), masked);
-        let out = self
-            .output
-            .dropout
-            .forward(self.output.dense.forward(context));
-        self.output.layer_norm.forward(out + x)
+        self.output.forward(context, x)
+    }
+
+    /// [`forward`](Self::forward) on the real tokens only (see [`TokenPacking`]).
+    ///
+    /// # Shapes
+    /// - x: `[tokens, hidden]`; masked: `[b, 1, s, s]`
+    /// - output: `[tokens, hidden]`
+    pub fn forward_packed(
+        &self,
+        x: Tensor<B, 2>,
+        packing: &TokenPacking<B>,
+        masked: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 2> {
+        let context = self.self_attn.forward_packed(x.clone(), packing, masked);
+        self.output.forward(context, x)
+    }
+}
+
+impl<B: Backend> SelfOutput<B> {
+    /// `LayerNorm(dropout(dense(context)) + residual)`, on `[…, hidden]` rows.
+    pub fn forward<const D: usize>(
+        &self,
+        context: Tensor<B, D>,
+        residual: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        let out = self.dropout.forward(self.dense.forward(context));
+        self.layer_norm.forward(out + residual)
     }
 }
 
 impl<B: Backend> SelfAttention<B> {
     /// The attended context before the output projection, `[b, s, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
-        let [b, s, _] = x.dims();
+        let q = self.query.forward(x.clone());
+        let k = self.key.forward(x.clone());
+        let v = self.value.forward(x);
+        self.attend(q, k, v, masked)
+    }
+
+    /// [`forward`](Self::forward) on the real tokens only: the projections run on the packed
+    /// rows and the attention itself on the padded layout.
+    ///
+    /// # Shapes
+    /// - x: `[tokens, hidden]`; masked: `[b, 1, s, s]`
+    /// - output: `[tokens, hidden]`
+    pub fn forward_packed(
+        &self,
+        x: Tensor<B, 2>,
+        packing: &TokenPacking<B>,
+        masked: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 2> {
+        let q = packing.unpack(self.query.forward(x.clone()));
+        let k = packing.unpack(self.key.forward(x.clone()));
+        let v = packing.unpack(self.value.forward(x));
+        packing.pack(self.attend(q, k, v, masked))
+    }
+
+    /// Scaled dot-product attention over the heads of projected `q`, `k`, `v`
+    /// (`[b, s, hidden]` each), merged back to `[b, s, hidden]`.
+    fn attend(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        masked: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = q.dims();
         let (h, d) = (self.heads, self.head_dim);
         let split = |t: Tensor<B, 3>| t.reshape([b, s, h, d]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let (q, k, v) = (split(q), split(k), split(v));
         let mut scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (d as f64).sqrt());

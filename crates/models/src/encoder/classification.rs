@@ -179,7 +179,8 @@ impl<B: Backend> SequenceClassificationModel<B> {
         self.num_labels() == 1
     }
 
-    /// Logits `[b, num_labels]`.
+    /// Logits `[b, num_labels]`. With an attention mask the encoder runs on the real tokens
+    /// only ([`EncoderModel::forward_unpadded`]); the logits are the same.
     ///
     /// # Shapes
     /// - input_ids, attention_mask, token_type_ids: `[b, s]`
@@ -189,9 +190,12 @@ impl<B: Backend> SequenceClassificationModel<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         token_type_ids: Option<Tensor<B, 2, Int>>,
     ) -> Tensor<B, 2> {
-        let hidden = self
-            .encoder
-            .forward(input_ids, attention_mask, token_type_ids);
+        let hidden = match attention_mask {
+            Some(mask) => self
+                .encoder
+                .forward_unpadded(input_ids, mask, token_type_ids),
+            None => self.encoder.forward(input_ids, None, token_type_ids),
+        };
         let pooled = match &self.head {
             ClassificationHead::Bert(_) => self.encoder.pool(hidden.clone()),
             ClassificationHead::Roberta(_) => None,

@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use super::config::EncoderConfig;
+use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use crate::error::Result;
@@ -87,6 +88,36 @@ impl<B: Backend> EncoderEmbeddings<B> {
     ) -> Tensor<B, 3> {
         let positions = self.position_ids(&input_ids);
         let types = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
+        self.embed(input_ids, positions, types)
+    }
+
+    /// The embeddings of the real tokens only (see [`TokenPacking`]).
+    ///
+    /// # Shapes
+    /// - input_ids, token_type_ids: `[b, s]` (token types default to 0)
+    /// - output: `[tokens, hidden]`
+    pub fn forward_packed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        packing: &TokenPacking<B>,
+    ) -> Tensor<B, 2> {
+        let positions = self.position_ids(&input_ids);
+        let types = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
+        let tokens = packing.tokens();
+        let row = |ids: Tensor<B, 2, Int>| packing.pack_ids(ids).reshape([1, tokens]);
+        let x = self.embed(row(input_ids), row(positions), row(types));
+        let [_, _, hidden] = x.dims();
+        x.reshape([tokens, hidden])
+    }
+
+    /// `dropout(LayerNorm(word + position + token_type))` of id tensors `[b, s]`.
+    fn embed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        positions: Tensor<B, 2, Int>,
+        types: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(types);

@@ -8,6 +8,7 @@ use burn::tensor::{Bool, Tensor};
 
 use super::attention::{adapted, EncoderAttention};
 use super::config::EncoderConfig;
+use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::Activation;
@@ -88,6 +89,26 @@ impl<B: Backend> EncoderLayer<B> {
     /// - output: `[b, s, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, masked: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
         let attended = self.attention.forward(x, masked);
+        self.feed_forward(attended)
+    }
+
+    /// [`forward`](Self::forward) on the real tokens only (see [`TokenPacking`]).
+    ///
+    /// # Shapes
+    /// - x: `[tokens, hidden]`; masked: `[b, 1, s, s]`
+    /// - output: `[tokens, hidden]`
+    pub fn forward_packed(
+        &self,
+        x: Tensor<B, 2>,
+        packing: &TokenPacking<B>,
+        masked: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 2> {
+        let attended = self.attention.forward_packed(x, packing, masked);
+        self.feed_forward(attended)
+    }
+
+    /// `LayerNorm(dropout(output(act(intermediate(x)))) + x)` on `[…, hidden]` rows.
+    fn feed_forward<const D: usize>(&self, attended: Tensor<B, D>) -> Tensor<B, D> {
         let inner = self
             .intermediate
             .act

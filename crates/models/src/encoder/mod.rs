@@ -8,6 +8,7 @@ mod embeddings;
 mod head;
 mod layer;
 mod model;
+mod packing;
 mod pooling;
 
 pub use attention::{EncoderAttention, SelfAttention, SelfOutput};
@@ -22,4 +23,5 @@ pub use head::{
 };
 pub use layer::{EncoderLayer, Intermediate, Output};
 pub use model::EncoderModel;
+pub use packing::TokenPacking;
 pub use pooling::{mean_pool, Pooler};
