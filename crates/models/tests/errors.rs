@@ -112,6 +112,17 @@ fn invalid_config_fields_are_named() {
             dir.path().display()
         )
     );
+    let text = std::fs::read_to_string(stories().join("config.json"))
+        .unwrap()
+        .replacen('{', "{\"attention_dropout\": 1.5, ", 1);
+    std::fs::write(dir.path().join("config.json"), text).unwrap();
+    assert_eq!(
+        load_err(dir.path()),
+        format!(
+            "{}/config.json: field `attention_dropout`: expected a probability in [0, 1), found 1.5",
+            dir.path().display()
+        )
+    );
 }
 
 #[test]

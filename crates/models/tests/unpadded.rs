@@ -6,11 +6,11 @@ mod common;
 
 use bone_module::{Adapter, AdapterConfig, AdapterHost, AdapterHostExt, AdapterSpec};
 use burn::backend::Autodiff;
-use burn::nn::Dropout;
 use burn::tensor::activation;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
 use models::encoder::ClassificationHead;
+use models::nn::Dropout;
 use models::targets::default_target_modules;
 use models::{ClassifierOptions, EncoderModel, LoadOptions, ModelFamily};
 use models::{SequenceClassificationModel, Tokenizer};
@@ -83,7 +83,7 @@ fn unpadded_encoder_equals_padded_on_real_tokens_and_zeroes_padding() {
 fn without_dropout<B: burn::tensor::backend::Backend>(
     mut model: SequenceClassificationModel<B>,
 ) -> SequenceClassificationModel<B> {
-    let off = || Dropout { prob: 0.0 };
+    let off = || Dropout::new(0.0);
     let encoder = &mut model.encoder;
     encoder.embeddings.dropout = off();
     for layer in &mut encoder.layers {

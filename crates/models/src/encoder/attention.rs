@@ -2,7 +2,7 @@
 
 use bone_module::AdaptedLinear;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm};
+use burn::nn::LayerNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
@@ -10,6 +10,7 @@ use super::config::EncoderConfig;
 use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::error::Result;
+use crate::nn::Dropout;
 use crate::nn::{apply_mask, softmax_last};
 
 /// Bidirectional multi-head attention (`BertSelfAttention`): `query`, `key`, `value`.
@@ -80,7 +81,7 @@ impl<B: Backend> EncoderAttention<B> {
                 query: lin("self.query")?,
                 key: lin("self.key")?,
                 value: lin("self.value")?,
-                dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+                dropout: Dropout::new(config.attention_probs_dropout_prob),
                 heads: config.num_attention_heads,
                 head_dim: config.head_dim(),
             },
@@ -91,7 +92,7 @@ impl<B: Backend> EncoderAttention<B> {
                     h,
                     config.layer_norm_eps,
                 )?,
-                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+                dropout: Dropout::new(config.hidden_dropout_prob),
             },
         })
     }

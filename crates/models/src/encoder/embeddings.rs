@@ -1,7 +1,7 @@
 //! Word, position and token-type embeddings of BERT and RoBERTa.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm};
+use burn::nn::{Embedding, LayerNorm};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -10,6 +10,7 @@ use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use crate::error::Result;
+use crate::nn::Dropout;
 
 /// `LayerNorm(word + position + token_type)` then dropout (`BertEmbeddings` /
 /// `RobertaEmbeddings`).
@@ -57,7 +58,7 @@ impl<B: Backend> EncoderEmbeddings<B> {
                 h,
             )?,
             layer_norm: loader.layer_norm("embeddings.LayerNorm", h, config.layer_norm_eps)?,
-            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            dropout: Dropout::new(config.hidden_dropout_prob),
             family: config.family,
             pad_id: config.pad_id(),
         })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
@@ -13,6 +13,7 @@ use super::config::EncoderConfig;
 use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use crate::error::{ModelError, Result};
+use crate::nn::Dropout;
 
 /// A `d_in → d_out` linear layer as transformers initialises one: weight normal(0, `std`),
 /// bias zero; in `dtype` (the device default when `None`).
@@ -91,7 +92,7 @@ impl<B: Backend> ClassificationHead<B> {
     ) -> Self {
         let h = config.hidden_size;
         let std = config.initializer_range;
-        let dropout = DropoutConfig::new(config.classifier_dropout_prob()).init();
+        let dropout = Dropout::new(config.classifier_dropout_prob());
         let cast = |l: Linear<B>| cast_linear(l, dtype);
         match config.family {
             ModelFamily::Roberta => Self::Roberta(RobertaClassificationHead {
@@ -121,7 +122,7 @@ impl<B: Backend> ClassificationHead<B> {
             return Ok(None);
         }
         let h = config.hidden_size;
-        let dropout = DropoutConfig::new(config.classifier_dropout_prob()).init();
+        let dropout = Dropout::new(config.classifier_dropout_prob());
         Ok(Some(match config.family {
             ModelFamily::Roberta => Self::Roberta(RobertaClassificationHead {
                 dense: trainable(loader.linear("classifier.dense", h, h, true)?),

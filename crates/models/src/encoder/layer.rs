@@ -2,7 +2,7 @@
 
 use bone_module::AdaptedLinear;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm};
+use burn::nn::LayerNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
@@ -12,6 +12,7 @@ use super::packing::TokenPacking;
 use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::Activation;
+use crate::nn::Dropout;
 
 /// `act(dense(x))` (`BertIntermediate`).
 #[derive(Module, Debug)]
@@ -79,7 +80,7 @@ impl<B: Backend> EncoderLayer<B> {
                     h,
                     config.layer_norm_eps,
                 )?,
-                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+                dropout: Dropout::new(config.hidden_dropout_prob),
             },
         })
     }

@@ -2,7 +2,6 @@
 
 use bone_module::AdaptedLinear;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
@@ -11,6 +10,7 @@ use super::config::LlamaConfig;
 use super::rope::RotaryEmbedding;
 use crate::checkpoint::WeightLoader;
 use crate::error::Result;
+use crate::nn::Dropout;
 use crate::nn::{apply_mask, softmax_last};
 
 /// Multi-head self-attention with `num_key_value_heads` shared key/value heads
@@ -55,7 +55,7 @@ impl<B: Backend> LlamaAttention<B> {
             k_proj: proj("k_proj", h, kv)?,
             v_proj: proj("v_proj", h, kv)?,
             o_proj: proj("o_proj", q, h)?,
-            dropout: DropoutConfig::new(config.attention_dropout).init(),
+            dropout: Dropout::new(config.attention_dropout),
             n_heads: config.num_attention_heads,
             n_kv_heads: config.num_kv_heads(),
             head_dim: d,

@@ -158,6 +158,14 @@ impl LlamaConfig {
         }
         Activation::from_hf(&self.hidden_act, file)?;
         self.rope_scaling_kind(file)?;
+        if !(0.0..1.0).contains(&self.attention_dropout) {
+            return Err(invalid_field(
+                file,
+                "attention_dropout",
+                "a probability in [0, 1)",
+                self.attention_dropout,
+            ));
+        }
         Ok(())
     }
 

@@ -1,5 +1,9 @@
-//! Small building blocks shared by the models: activations by Hugging Face name, attention
-//! masking and a numerically safe softmax.
+//! Small building blocks shared by the models: activations by Hugging Face name, dropout,
+//! attention masking and a numerically safe softmax.
+
+mod dropout;
+
+pub use dropout::Dropout;
 
 use std::path::Path;
 
