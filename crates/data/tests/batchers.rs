@@ -183,6 +183,69 @@ fn regression_and_unlabelled_targets_and_custom_pad_id() {
 }
 
 #[test]
+fn split_cuts_rows_evenly_and_drops_trailing_padding_columns() {
+    let batcher = ClassificationBatcher::new(minilm(), ClassificationBatcherConfig::default())
+        .expect("batcher");
+    let texts = [
+        "short",
+        "a much longer sentence that sets the padded length of the batch",
+        "two words",
+        "three small words",
+        "ok",
+    ];
+    let items = batcher
+        .encode_all(
+            &texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| single(t, Some(Label::Class(i % 2))))
+                .collect::<Vec<_>>(),
+        )
+        .expect("encode");
+    let whole: data::batcher::ClassificationBatch<B> =
+        batcher.batch(items.clone(), &Default::default());
+    let ids = rows(whole.input_ids.clone());
+    let lens: Vec<usize> = items.iter().map(|e| e.input_ids.len()).collect();
+    let parts = whole.split(2);
+    assert_eq!(
+        parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+    assert_eq!(
+        parts[0].input_ids.dims()[1],
+        lens[..3].iter().max().copied().unwrap()
+    );
+    assert_eq!(
+        parts[1].input_ids.dims()[1],
+        lens[3..].iter().max().copied().unwrap()
+    );
+    for (part, offset) in parts.iter().zip([0, 3]) {
+        let got = rows(part.input_ids.clone());
+        for (r, row) in got.iter().enumerate() {
+            assert_eq!(row[..], ids[offset + r][..row.len()], "row {}", offset + r);
+        }
+        let labels: Vec<i64> = part
+            .labels
+            .clone()
+            .unwrap()
+            .into_data()
+            .iter::<i64>()
+            .collect();
+        let want: Vec<i64> = (offset..offset + part.len())
+            .map(|i| (i % 2) as i64)
+            .collect();
+        assert_eq!(labels, want);
+    }
+    let batch: data::batcher::ClassificationBatch<B> = batcher.batch(items, &Default::default());
+    let singles = batch.split(9);
+    assert_eq!(singles.len(), 5, "never more parts than rows");
+    assert!(singles
+        .iter()
+        .zip(&lens)
+        .all(|(p, &n)| p.input_ids.dims() == [1, n]));
+}
+
+#[test]
 fn sst2_dev_through_burns_dataloader() {
     let dev = GlueTask::Sst2
         .load(

@@ -1,10 +1,10 @@
 use burn::config::Config;
 use burn::module::Param;
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
 use super::Bone;
+use crate::dropout::Dropout;
 use crate::error::{AdapterError, Result};
 
 /// How a trainable block starts.
@@ -69,7 +69,7 @@ pub(crate) fn dropout(prob: f64) -> Result<Dropout> {
             prob,
         });
     }
-    Ok(DropoutConfig::new(prob).init())
+    Ok(Dropout::new(prob))
 }
 
 /// `kaiming_uniform_(a=√5)` of PyTorch: U(−1/√fan_in, 1/√fan_in). Initialised eagerly, so

@@ -1,5 +1,5 @@
+use crate::dropout::Dropout;
 use burn::module::{Module, Param};
-use burn::nn::Dropout;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;

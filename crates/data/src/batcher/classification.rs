@@ -93,6 +93,45 @@ impl<B: Backend> ClassificationBatch<B> {
     pub fn pad_mask(&self) -> Tensor<B, 2, Bool> {
         self.attention_mask.clone().equal_elem(0)
     }
+
+    /// The number of examples, `B`.
+    pub fn len(&self) -> usize {
+        self.input_ids.dims()[0]
+    }
+
+    /// Whether the batch holds no example.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cuts the batch into at most `parts` consecutive groups of rows of near-equal size
+    /// (the first ones one row larger), each cut after its last column that holds a real
+    /// token. Reads the attention mask back to the host.
+    pub fn split(self, parts: usize) -> Vec<Self> {
+        let [b, s] = self.input_ids.dims();
+        let parts = parts.clamp(1, b.max(1));
+        let mask = self.attention_mask.to_data().convert::<i64>();
+        let mask = mask.as_slice::<i64>().expect("converted to i64 above");
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        for i in 0..parts {
+            let rows = b / parts + usize::from(i < b % parts);
+            let used = (start..start + rows)
+                .filter_map(|r| mask[r * s..(r + 1) * s].iter().rposition(|&m| m != 0))
+                .max()
+                .map_or(1, |last| last + 1);
+            let cut = |t: Tensor<B, 2, Int>| t.narrow(0, start, rows).narrow(1, 0, used);
+            out.push(Self {
+                input_ids: cut(self.input_ids.clone()),
+                attention_mask: cut(self.attention_mask.clone()),
+                token_type_ids: cut(self.token_type_ids.clone()),
+                labels: self.labels.clone().map(|l| l.narrow(0, start, rows)),
+                scores: self.scores.clone().map(|l| l.narrow(0, start, rows)),
+            });
+            start += rows;
+        }
+        out
+    }
 }
 
 /// Tokenises GLUE examples and pads them into [`ClassificationBatch`]es.

@@ -95,6 +95,9 @@ pub struct GlueConfig {
     pub log_every: usize,
     /// Backend: ndarray (CPU), wgpu or cuda, among those compiled in.
     pub device: DeviceChoice,
+    /// Threads a training step splits its batch over (default: every core on the CPU
+    /// backends, 1 on WGPU and CUDA).
+    pub threads: Option<usize>,
 }
 
 impl GlueConfig {
@@ -126,6 +129,7 @@ impl GlueConfig {
             checkpoint_every: 200,
             log_every: 10,
             device: DeviceChoice::default(),
+            threads: None,
         }
     }
 
@@ -154,9 +158,11 @@ impl RunConfig for GlueConfig {
         "max_eval_samples",
         "out",
         "early_stopping_patience",
+        "threads",
     ];
     const CHANGEABLE_ON_RESUME: &'static [&'static str] = &[
         "device",
+        "threads",
         "log_every",
         "data_root",
         "model",
@@ -168,6 +174,7 @@ impl RunConfig for GlueConfig {
         essential.out = None;
         essential.data_root = None;
         essential.device = DeviceChoice::default();
+        essential.threads = None;
         essential.log_every = 0;
         essential.checkpoint_every = 0;
         essential.model = file_name(&self.model);
@@ -261,6 +268,11 @@ pub struct GlueArgs {
     /// Backend to run on [default: the first compiled of cuda, wgpu, ndarray].
     #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
+    /// Threads a training step splits its batch over; each runs the forward and backward pass
+    /// of a slice of the batch and the gradients are summed [default: every core on ndarray
+    /// and flex, 1 on wgpu and cuda].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
     #[arg(long, value_enum, default_value = "auto")]
     #[serde(skip)]

@@ -38,6 +38,11 @@ pub fn main(name: &'static str, about: &'static str, require_task: bool) -> Exit
     }
     init_logging();
     let result = config::resolve(GlueConfig::defaults(), &args, &matches).and_then(|config| {
+        let backend = config.device.resolve().name();
+        let threads = config
+            .threads
+            .unwrap_or_else(|| crate::train::default_step_threads(backend));
+        crate::train::keep_products_on_step_threads(backend, threads);
         let job = GlueJob {
             resume: args.resume.is_some(),
             display: args.display,

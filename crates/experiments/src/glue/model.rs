@@ -8,11 +8,16 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use data::batcher::ClassificationBatch;
 use models::SequenceClassificationModel;
 
+use crate::train::{parallel_step, PartRows};
+
 /// A BERT/RoBERTa sequence classifier (or regressor) trained on a GLUE task.
 #[derive(Module, Debug)]
 pub struct GlueModel<B: Backend> {
     /// The encoder, its adapters and the head.
     pub inner: SequenceClassificationModel<B>,
+    /// Threads a training step splits its batch over (see [`parallel_step`]); 1 runs the
+    /// batch on the calling thread.
+    pub step_threads: usize,
 }
 
 /// One batch's loss, outputs and targets.
@@ -67,8 +72,61 @@ impl<B: AutodiffBackend> TrainStep for GlueModel<B> {
     type Output = GlueOutput<B>;
 
     fn step(&self, batch: ClassificationBatch<B>) -> TrainOutput<GlueOutput<B>> {
-        let output = self.forward_batch(batch);
-        TrainOutput::new(self, output.loss.backward(), output)
+        if self.step_threads <= 1 || batch.len() < 2 {
+            let output = self.forward_batch(batch);
+            return TrainOutput::new(self, output.loss.backward(), output);
+        }
+        let device = batch.input_ids.device();
+        let parts = batch.split(self.step_threads);
+        let seeds: Vec<u64> = parts
+            .iter()
+            .map(|_| bone_module::backend_seed::<B>(&device))
+            .collect();
+        let (grads, outputs) = parallel_step(self, parts, &seeds, |replica, part| {
+            let output = replica.forward_batch(part);
+            (output.loss.clone(), output.detach())
+        });
+        TrainOutput {
+            grads,
+            item: GlueOutput::concat(outputs),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> PartRows for ClassificationBatch<B> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<B: AutodiffBackend> GlueOutput<B> {
+    /// The same output outside the autodiff graph.
+    fn detach(self) -> Self {
+        Self {
+            loss: self.loss.detach(),
+            logits: self.logits.detach(),
+            labels: self.labels,
+            scores: self.scores.detach(),
+        }
+    }
+
+    /// The outputs of consecutive parts of a batch as one: rows concatenated, the loss the
+    /// mean over all rows.
+    fn concat(parts: Vec<Self>) -> Self {
+        let rows: Vec<usize> = parts.iter().map(|p| p.labels.dims()[0]).collect();
+        let total = rows.iter().sum::<usize>().max(1) as f64;
+        let loss = parts
+            .iter()
+            .zip(&rows)
+            .map(|(p, &n)| p.loss.clone().mul_scalar(n as f64 / total))
+            .reduce(|a, b| a + b)
+            .expect("a batch has at least one part");
+        Self {
+            loss,
+            logits: Tensor::cat(parts.iter().map(|p| p.logits.clone()).collect(), 0),
+            labels: Tensor::cat(parts.iter().map(|p| p.labels.clone()).collect(), 0),
+            scores: Tensor::cat(parts.into_iter().map(|p| p.scores).collect(), 0),
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::BackendJob;
 use crate::train::{
-    launch, with_stable_param_ids, Display, DisplayChoice, MetricGoal, SharedOptimizer, Trainer,
-    TrainerOptions, WarmupDecay,
+    default_step_threads, launch, with_stable_param_ids, Display, DisplayChoice, MetricGoal,
+    SharedOptimizer, Trainer, TrainerOptions, WarmupDecay,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -161,7 +161,13 @@ fn run_glue<B: AutodiffBackend>(
     };
     let total_params = burn::module::Module::num_params(&inner);
     let trainable_params = inner.trainable_params();
-    let model = with_stable_param_ids(GlueModel { inner });
+    let step_threads = config
+        .threads
+        .unwrap_or_else(|| default_step_threads(backend));
+    let model = with_stable_param_ids(GlueModel {
+        inner,
+        step_threads,
+    });
 
     // Tokenising.
     let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
@@ -187,6 +193,7 @@ fn run_glue<B: AutodiffBackend>(
         method: config.method,
         adapter,
         device: device.clone(),
+        step_threads,
     });
     let batches = crate::train::TrainTask::batches_per_epoch(task_data.as_ref());
     let total_steps = config.epochs * batches;
@@ -237,7 +244,7 @@ fn run_glue<B: AutodiffBackend>(
     };
     if let Display::Quiet(_) = display {
         println!(
-            "{} · {} · {} train / {} dev examples · {} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend}",
+            "{} · {} · {} train / {} dev examples · {} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {} step thread{}",
             task.name(),
             describe_method(config),
             task_data.train.len(),
@@ -247,6 +254,8 @@ fn run_glue<B: AutodiffBackend>(
             trainable_params,
             total_params,
             100.0 * trainable_params as f64 / total_params.max(1) as f64,
+            step_threads,
+            if step_threads == 1 { "" } else { "s" },
         );
         println!("run folder: {}", run.root().display());
     }
@@ -341,6 +350,9 @@ fn validate(config: &GlueConfig) -> anyhow::Result<()> {
         if value == 0 {
             bail!("--{flag} 0: expected a positive number");
         }
+    }
+    if config.threads == Some(0) {
+        bail!("--threads 0: expected a positive number");
     }
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");

@@ -43,6 +43,8 @@ pub struct GlueTrainTask<B: AutodiffBackend> {
     pub adapter: Option<AdapterConfig>,
     /// The training device.
     pub device: B::Device,
+    /// Threads a training step splits its batch over.
+    pub step_threads: usize,
 }
 
 impl<B: AutodiffBackend> TrainTask<B, GlueModel<B>> for GlueTrainTask<B> {
@@ -126,6 +128,9 @@ impl<B: AutodiffBackend> TrainTask<B, GlueModel<B>> for GlueTrainTask<B> {
                 inner = inner.set_head_trainable(true);
             }
         }
-        Ok(with_stable_param_ids(GlueModel { inner }))
+        Ok(with_stable_param_ids(GlueModel {
+            inner,
+            step_threads: self.step_threads,
+        }))
     }
 }

@@ -1,9 +1,7 @@
 //! Small building blocks shared by the models: activations by Hugging Face name, dropout,
 //! attention masking and a numerically safe softmax.
 
-mod dropout;
-
-pub use dropout::Dropout;
+pub use bone_module::Dropout;
 
 use std::path::Path;
 

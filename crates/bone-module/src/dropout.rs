@@ -1,4 +1,6 @@
-//! Dropout whose masks are cheap on the CPU backends.
+//! Dropout whose masks are cheap on the CPU backends, and reproducible across threads.
+
+use std::cell::RefCell;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -13,6 +15,9 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 /// `Backend::seed` still makes runs reproducible) and expands it into the mask with
 /// xoshiro256++ on the host, then applies mask and scale in one multiplication. Other
 /// backends (WGPU, CUDA) keep Burn's on-device sampling.
+///
+/// Inside [`with_dropout_seed`] the host masks come from that seed instead of the backend's
+/// generator, so that threads training parts of one batch at once draw reproducible masks.
 #[derive(Module, Clone, Debug)]
 pub struct Dropout {
     /// Probability of zeroing an element, in `[0, 1]`.
@@ -59,9 +64,39 @@ fn samples_on_host<B: Backend>(device: &B::Device) -> bool {
     name.contains("ndarray") || name.contains("flex")
 }
 
-/// A 64-bit seed from the backend's own generator, as four 16-bit draws (which fit every
-/// integer type a backend may use).
+thread_local! {
+    /// This thread's mask seeds, while [`with_dropout_seed`] runs.
+    static SEEDS: RefCell<Option<Xoshiro256PlusPlus>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's host dropout masks seeded from `seed` (instead of the
+/// backend's generator, which threads share in whatever order they reach it). Nested calls
+/// restore the outer seed stream when they return.
+pub fn with_dropout_seed<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Xoshiro256PlusPlus>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            SEEDS.with(|s| *s.borrow_mut() = outer);
+        }
+    }
+    let outer = SEEDS.with(|s| s.borrow_mut().replace(Xoshiro256PlusPlus::new(seed)));
+    let _restore = Restore(outer);
+    f()
+}
+
+/// The next mask seed: from [`with_dropout_seed`]'s stream when one is set on this thread,
+/// else from [`backend_seed`].
 fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
+    if let Some(seed) = SEEDS.with(|s| s.borrow_mut().as_mut().map(Xoshiro256PlusPlus::next)) {
+        return seed;
+    }
+    backend_seed::<B>(device)
+}
+
+/// 64 random bits from the backend's own generator (so `Backend::seed` decides them), drawn
+/// as four 16-bit integers, which fit every integer type a backend may use.
+pub fn backend_seed<B: Backend>(device: &B::Device) -> u64 {
     let parts = Tensor::<B, 1, Int>::random([4], Distribution::Uniform(0.0, 65_536.0), device)
         .into_data()
         .convert::<i64>();
@@ -146,5 +181,32 @@ mod tests {
         assert_eq!(rng.next(), 41_943_041);
         assert_eq!(rng.next(), 58_720_359);
         assert_eq!(rng.next(), 3_588_806_011_781_223);
+    }
+
+    #[test]
+    fn a_dropout_seed_makes_masks_reproducible_and_is_scoped() {
+        type B = burn::backend::Autodiff<burn::backend::NdArray>;
+        let device = Default::default();
+        let dropout = Dropout::new(0.5);
+        let draw = || {
+            let x = Tensor::<B, 2>::ones([64, 64], &device);
+            dropout.forward(x).into_data().to_vec::<f32>().unwrap()
+        };
+        let a = with_dropout_seed(9, || (draw(), draw()));
+        let b = with_dropout_seed(9, || (draw(), draw()));
+        assert_eq!(a, b, "same seed, same masks");
+        assert_ne!(a.0, a.1, "successive masks differ");
+        let kept = a.0.iter().filter(|&&v| v == 2.0).count();
+        assert!((1800..2300).contains(&kept), "kept {kept} of 4096");
+        let nested = with_dropout_seed(1, || {
+            let inner = with_dropout_seed(9, draw);
+            (inner, draw())
+        });
+        assert_eq!(nested.0, a.0, "the inner seed rules inside");
+        assert_eq!(
+            nested.1,
+            with_dropout_seed(1, draw),
+            "the outer stream resumes"
+        );
     }
 }
