@@ -453,7 +453,7 @@ fn bad_input_gets_clear_errors() {
             "--max-seq-len",
             "16",
             "--lr",
-            "1e12",
+            "1e20",
             "--warmup-ratio",
             "0",
             "--max-grad-norm",

@@ -8,9 +8,9 @@
 
 use std::panic;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
 /// How many threads a training step uses on a backend: the available cores on Burn's CPU
@@ -62,6 +62,9 @@ where
         .into_iter()
         .next()
         .unwrap_or_else(Default::default);
+    // A clone of a lazily initialised parameter initialises on its own: make every replica
+    // start from the same values.
+    model.visit(&mut Initialize);
     let step = &step;
     let results: Vec<(GradientsParams, O)> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
@@ -91,6 +94,15 @@ where
         outputs.push(output);
     }
     (accumulator.grads(), outputs)
+}
+
+/// Materialises every lazily initialised parameter of the module it visits.
+struct Initialize;
+
+impl<B: Backend> ModuleVisitor<B> for Initialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
 }
 
 /// A batch part that knows its number of rows.

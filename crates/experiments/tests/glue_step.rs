@@ -1,0 +1,151 @@
+//! The GLUE training step split over threads: with dropout off, two or three threads give the
+//! loss, logits and gradients of the whole batch on one thread; with dropout on, a step is
+//! reproducible under the same backend seed.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use burn::train::TrainStep;
+use data::batcher::{ClassificationBatch, ClassificationBatcher, ClassificationBatcherConfig};
+use data::glue::{GlueSplit, GlueTask};
+use data::{load_tokenizer, DataRoot, LoadOptions};
+use experiments::glue::model::GlueModel;
+use models::encoder::ClassificationHead;
+use models::nn::Dropout;
+use models::targets::default_target_modules;
+use models::{ClassifierOptions, ModelFamily, SequenceClassificationModel};
+
+mod common;
+use common::shared;
+
+type TB = bone_module::backend::DefaultBackend;
+type AD = burn::backend::Autodiff<TB>;
+
+/// Gradients of every parameter, flattened in visiting order.
+struct Collect<'a> {
+    grads: &'a GradientsParams,
+    values: Vec<f32>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            self.values.extend(g.into_data().iter::<f32>());
+        }
+    }
+}
+
+fn model(dropout: bool) -> SequenceClassificationModel<AD> {
+    use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+    let device = Default::default();
+    let options = ClassifierOptions {
+        seed: Some(4),
+        ..ClassifierOptions::with_num_labels(2)
+    };
+    let dir = shared().join("models/all-MiniLM-L6-v2");
+    let mut inner = SequenceClassificationModel::<AD>::from_pretrained(&dir, &options, &device)
+        .unwrap()
+        .set_head_trainable(true);
+    let config = AdapterConfig::from_spec(
+        &AdapterSpec::bone(16).with_random_init(),
+        default_target_modules(ModelFamily::Bert),
+    );
+    inner.add_adapter("default", &config, &device).unwrap();
+    if !dropout {
+        let off = || Dropout::new(0.0);
+        inner.encoder.embeddings.dropout = off();
+        for layer in &mut inner.encoder.layers {
+            layer.attention.self_attn.dropout = off();
+            layer.attention.output.dropout = off();
+            layer.output.dropout = off();
+        }
+        if let ClassificationHead::Bert(head) = &mut inner.head {
+            head.dropout = off();
+        }
+    }
+    // Materialises the lazily initialised head, as a run does.
+    experiments::train::with_stable_param_ids(inner)
+}
+
+fn batch() -> ClassificationBatch<AD> {
+    let root = DataRoot::resolve(Some(&shared().join("datasets")));
+    let dev = GlueTask::Sst2
+        .load(&root, GlueSplit::Dev, &LoadOptions::default())
+        .unwrap();
+    let tokenizer =
+        load_tokenizer(&shared().join("models/all-MiniLM-L6-v2/tokenizer.json")).unwrap();
+    let batcher = ClassificationBatcher::new(
+        tokenizer,
+        ClassificationBatcherConfig {
+            max_len: 48,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let encoded = batcher.encode_all(&dev.examples()[..11]).unwrap();
+    batcher.batch(encoded, &Default::default())
+}
+
+/// Loss, logits and gradients of one step with `threads` threads.
+fn step(inner: &SequenceClassificationModel<AD>, threads: usize) -> (Vec<f32>, Vec<f32>) {
+    let model = GlueModel {
+        inner: inner.clone(),
+        step_threads: threads,
+    };
+    <AD as Backend>::seed(&Default::default(), 17);
+    let out = TrainStep::step(&model, batch());
+    let mut collect = Collect {
+        grads: &out.grads,
+        values: Vec::new(),
+    };
+    model.visit(&mut collect);
+    let mut outputs: Vec<f32> = out.item.loss.into_data().iter::<f32>().collect();
+    outputs.extend(out.item.logits.into_data().iter::<f32>());
+    (outputs, collect.values)
+}
+
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-3))
+        .fold(0.0, f32::max)
+}
+
+/// One test, not two: both seed the backend's global generator, which tests running in
+/// parallel would share.
+#[test]
+fn threaded_steps_are_whole_batch_steps_and_reproducible() {
+    threads_give_the_gradients_of_the_whole_batch();
+    a_threaded_step_with_dropout_is_reproducible();
+}
+
+fn threads_give_the_gradients_of_the_whole_batch() {
+    let inner = model(false);
+    let (outputs, grads) = step(&inner, 1);
+    let big = grads.iter().filter(|g| g.abs() > 1e-4).count();
+    eprintln!("{} gradients, {big} above 1e-4", grads.len());
+    assert!(grads.len() > 50_000 && big > 1000);
+    for threads in [2, 3] {
+        let (o, g) = step(&inner, threads);
+        let (do_, dg) = (max_rel_diff(&o, &outputs), max_rel_diff(&g, &grads));
+        eprintln!("{threads} threads: outputs {do_:e}, gradients {dg:e}");
+        assert!(
+            do_ < 1e-4,
+            "{threads} threads: loss/logits differ by {do_:e}"
+        );
+        assert!(dg < 1e-3, "{threads} threads: gradients differ by {dg:e}");
+    }
+}
+
+fn a_threaded_step_with_dropout_is_reproducible() {
+    let inner = model(true);
+    let (outputs, grads) = step(&inner, 2);
+    let (again, grads_again) = step(&inner, 2);
+    assert_eq!(outputs, again);
+    assert_eq!(grads, grads_again);
+    let (single, _) = step(&inner, 1);
+    assert_ne!(outputs, single, "dropout is on: other masks on one thread");
+}
