@@ -2,6 +2,7 @@
 //! loss, logits and gradients of the whole batch on one thread; with dropout on, a step is
 //! reproducible under the same backend seed.
 
+use bone_module::AdapterSpec;
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -37,8 +38,8 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
     }
 }
 
-fn model(dropout: bool) -> SequenceClassificationModel<AD> {
-    use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+fn model(spec: bone_module::AdapterSpec, dropout: bool) -> SequenceClassificationModel<AD> {
+    use bone_module::{AdapterConfig, AdapterHostExt};
     let device = Default::default();
     let options = ClassifierOptions {
         seed: Some(4),
@@ -48,10 +49,7 @@ fn model(dropout: bool) -> SequenceClassificationModel<AD> {
     let mut inner = SequenceClassificationModel::<AD>::from_pretrained(&dir, &options, &device)
         .unwrap()
         .set_head_trainable(true);
-    let config = AdapterConfig::from_spec(
-        &AdapterSpec::bone(16).with_random_init(),
-        default_target_modules(ModelFamily::Bert),
-    );
+    let config = AdapterConfig::from_spec(&spec, default_target_modules(ModelFamily::Bert));
     inner.add_adapter("default", &config, &device).unwrap();
     if !dropout {
         let off = || Dropout::new(0.0);
@@ -118,12 +116,19 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 /// parallel would share.
 #[test]
 fn threaded_steps_are_whole_batch_steps_and_reproducible() {
-    threads_give_the_gradients_of_the_whole_batch();
+    for spec in [
+        AdapterSpec::bone(16).with_random_init(),
+        AdapterSpec::bat(16).with_random_init(),
+        AdapterSpec::lora(8, 16.0).with_random_init(),
+    ] {
+        threads_give_the_gradients_of_the_whole_batch(spec);
+    }
     a_threaded_step_with_dropout_is_reproducible();
 }
 
-fn threads_give_the_gradients_of_the_whole_batch() {
-    let inner = model(false);
+fn threads_give_the_gradients_of_the_whole_batch(spec: AdapterSpec) {
+    eprintln!("{spec:?}");
+    let inner = model(spec, false);
     let (outputs, grads) = step(&inner, 1);
     let big = grads.iter().filter(|g| g.abs() > 1e-4).count();
     eprintln!("{} gradients, {big} above 1e-4", grads.len());
@@ -141,7 +146,7 @@ fn threads_give_the_gradients_of_the_whole_batch() {
 }
 
 fn a_threaded_step_with_dropout_is_reproducible() {
-    let inner = model(true);
+    let inner = model(AdapterSpec::bone(16).with_random_init(), true);
     let (outputs, grads) = step(&inner, 2);
     let (again, grads_again) = step(&inner, 2);
     assert_eq!(outputs, again);
