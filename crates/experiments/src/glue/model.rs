@@ -76,13 +76,8 @@ impl<B: AutodiffBackend> TrainStep for GlueModel<B> {
             let output = self.forward_batch(batch);
             return TrainOutput::new(self, output.loss.backward(), output);
         }
-        let device = batch.input_ids.device();
         let parts = batch.split(self.step_threads);
-        let seeds: Vec<u64> = parts
-            .iter()
-            .map(|_| bone_module::backend_seed::<B>(&device))
-            .collect();
-        let (grads, outputs) = parallel_step(self, parts, &seeds, |replica, part| {
+        let (grads, outputs) = parallel_step(self, parts, |replica, part| {
             let output = replica.forward_batch(part);
             (output.loss.clone(), output.detach())
         });

@@ -36,19 +36,15 @@ pub fn keep_products_on_step_threads(backend: &str, step_threads: usize) {
 
 /// Runs `step` on each part of a batch in its own thread and sums the gradients.
 ///
-/// `step(replica, part)` returns the part's mean loss and its outputs; `rows[i]` is the number
-/// of rows in part `i`. Each thread gets a fork of `model` (its own autodiff graph, the same
-/// parameter ids) and draws its dropout masks from `seeds[i]` (see
-/// [`bone_module::with_dropout_seed`]), so a run stays reproducible. Returns the gradients
-/// of the full batch's mean loss and the outputs in part order.
+/// `step(replica, part)` returns the part's mean loss and its outputs. Each thread gets a fork
+/// of `model` (its own autodiff graph, the same parameter ids) and draws its dropout masks
+/// from a seed taken from the backend's generator before the threads start (see
+/// [`bone_module::with_dropout_seed`]), so `Backend::seed` keeps a run reproducible. Returns
+/// the gradients of the full batch's mean loss (each part's loss weighted by its share of the
+/// rows) and the outputs in part order.
 ///
 /// A panic in a thread is resumed on the caller's thread.
-pub fn parallel_step<B, M, I, O, F>(
-    model: &M,
-    parts: Vec<I>,
-    seeds: &[u64],
-    step: F,
-) -> (GradientsParams, Vec<O>)
+pub fn parallel_step<B, M, I, O, F>(model: &M, parts: Vec<I>, step: F) -> (GradientsParams, Vec<O>)
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Send,
@@ -62,6 +58,10 @@ where
         .into_iter()
         .next()
         .unwrap_or_else(Default::default);
+    let seeds: Vec<u64> = parts
+        .iter()
+        .map(|_| bone_module::backend_seed::<B>(&device))
+        .collect();
     // A clone of a lazily initialised parameter initialises on its own: make every replica
     // start from the same values.
     model.visit(&mut Initialize);
@@ -70,7 +70,7 @@ where
         let handles: Vec<_> = parts
             .into_iter()
             .zip(seeds)
-            .map(|(part, &seed)| {
+            .map(|(part, seed)| {
                 let replica = model.clone().fork(&device);
                 scope.spawn(move || {
                     bone_module::with_dropout_seed(seed, || {
