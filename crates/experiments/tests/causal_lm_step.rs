@@ -5,10 +5,8 @@ use std::path::Path;
 
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
 use burn::train::{InferenceStep, TrainStep};
 use data::batcher::{EncodedSequence, PaddingSide};
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
@@ -21,24 +19,10 @@ use models::targets::all_block_linears;
 use models::{LlamaForCausalLM, ModelFamily};
 
 mod common;
-use common::shared;
+use common::{flat_grads, shared};
 
 type TB = bone_module::backend::DefaultBackend;
 type AD = burn::backend::Autodiff<TB>;
-
-/// Gradients of every parameter, flattened in visiting order.
-struct Collect<'a> {
-    grads: &'a GradientsParams,
-    values: Vec<f32>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            self.values.extend(g.into_data().iter::<f32>());
-        }
-    }
-}
 
 fn sequences(model_dir: &Path, n: usize) -> Vec<EncodedSequence> {
     let llama = check_llama_folder(model_dir, "--model").unwrap();
@@ -95,14 +79,7 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
     assert!((la - lb).abs() < 1e-5 * la, "loss {la} vs {lb}");
     assert!((la - scalar(&eval_one.loss)).abs() < 1e-5 * la);
 
-    let flat = |grads: &GradientsParams| {
-        let mut c = Collect {
-            grads,
-            values: Vec::new(),
-        };
-        model.visit(&mut c);
-        c.values
-    };
+    let flat = |grads: &GradientsParams| flat_grads(&model, grads);
     let (ga, gb) = (flat(&a.grads), flat(&b.grads));
     assert_eq!(ga.len(), model.inner.trainable_params());
     let scale = ga.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -4,10 +4,7 @@
 
 use bone_module::AdapterSpec;
 use burn::data::dataloader::batcher::Batcher;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 use burn::train::TrainStep;
 use data::batcher::{ClassificationBatch, ClassificationBatcher, ClassificationBatcherConfig};
 use data::glue::{GlueSplit, GlueTask};
@@ -19,24 +16,10 @@ use models::targets::default_target_modules;
 use models::{ClassifierOptions, ModelFamily, SequenceClassificationModel};
 
 mod common;
-use common::shared;
+use common::{flat_grads, shared};
 
 type TB = bone_module::backend::DefaultBackend;
 type AD = burn::backend::Autodiff<TB>;
-
-/// Gradients of every parameter, flattened in visiting order.
-struct Collect<'a> {
-    grads: &'a GradientsParams,
-    values: Vec<f32>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            self.values.extend(g.into_data().iter::<f32>());
-        }
-    }
-}
 
 fn model(spec: bone_module::AdapterSpec, dropout: bool) -> SequenceClassificationModel<AD> {
     use bone_module::{AdapterConfig, AdapterHostExt};
@@ -94,14 +77,10 @@ fn step(inner: &SequenceClassificationModel<AD>, threads: usize) -> (Vec<f32>, V
     };
     <AD as Backend>::seed(&Default::default(), 17);
     let out = TrainStep::step(&model, batch());
-    let mut collect = Collect {
-        grads: &out.grads,
-        values: Vec::new(),
-    };
-    model.visit(&mut collect);
+    let grads = flat_grads(&model, &out.grads);
     let mut outputs: Vec<f32> = out.item.loss.into_data().iter::<f32>().collect();
     outputs.extend(out.item.logits.into_data().iter::<f32>());
-    (outputs, collect.values)
+    (outputs, grads)
 }
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {

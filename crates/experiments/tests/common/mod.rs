@@ -7,6 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+
 /// The shared data, weights and golden outputs: `$BONE_SHARED_DIR`, else `../shared` beside
 /// the workspace. Panics with the place it looked when a part is missing.
 pub fn shared() -> PathBuf {
@@ -85,4 +90,28 @@ pub fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
         .into_iter()
         .map(|(k, v)| (k, v.iter::<f32>().collect()))
         .collect()
+}
+
+/// The gradients `grads` holds for `module`'s parameters, flattened in visiting order.
+pub fn flat_grads<B: AutodiffBackend, M: Module<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> Vec<f32> {
+    struct Collect<'a> {
+        grads: &'a GradientsParams,
+        values: Vec<f32>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                self.values.extend(g.into_data().iter::<f32>());
+            }
+        }
+    }
+    let mut collect = Collect {
+        grads,
+        values: Vec::new(),
+    };
+    module.visit(&mut collect);
+    collect.values
 }
