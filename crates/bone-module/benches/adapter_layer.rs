@@ -6,8 +6,6 @@
 //! `cargo bench -p bone-module --bench adapter_layer [--features wgpu]` prints a table and
 //! writes it into `benchmarks/adapter_layer.md` (one section per backend).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bone_module::backend::{default_backend_name, DefaultBackend};
@@ -17,44 +15,12 @@ use burn::nn::LinearConfig;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
-/// Counts live heap bytes and their high-water mark (CPU backends keep tensors on the heap).
-struct PeakAlloc;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            if new_size > layout.size() {
-                let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        new
-    }
-}
+/// The heap counter shared with the other benches (one copy: see the file's header).
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
 
 #[global_allocator]
-static ALLOCATOR: PeakAlloc = PeakAlloc;
+static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 type B = Autodiff<DefaultBackend>;
 
@@ -117,15 +83,14 @@ fn main() {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
             // Memory in a separate, untimed step: sampling the GPU pools synchronises.
-            let baseline = CURRENT.load(Ordering::Relaxed);
-            PEAK.store(baseline, Ordering::Relaxed);
+            let baseline = peak_alloc::reset_peak();
             let device_baseline = device_bytes_in_use(&device);
             let mut device_peak = device_baseline;
             step(Some(&mut device_peak));
             let peak = if is_gpu() {
                 device_peak.saturating_sub(device_baseline) as usize
             } else {
-                PEAK.load(Ordering::Relaxed).saturating_sub(baseline)
+                peak_alloc::peak().saturating_sub(baseline)
             };
             times.sort_by(f64::total_cmp);
             let row = Row {

@@ -11,10 +11,8 @@
 //! stories260K always runs; `--model` adds a LLaMA folder (512 tokens), `--synthetic` a
 //! random-weight LLaMA with realistic projection sizes (hidden 1024, batches of 4).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bone_module::backend::{default_backend_name, DefaultBackend};
@@ -31,53 +29,21 @@ use data::batcher::{EncodedSequence, PaddingSide};
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::metamath::gsm8k_as_metamath;
 use data::{DataRoot, LoadOptions};
+use experiments::llama::Precision;
+use experiments::llama::{check_llama_folder, lm_batcher};
 use experiments::metamath::data::{encode, LmBatch, LmBatcher};
 use experiments::metamath::model::{scalar, CausalLmModel};
-use experiments::metamath::run::{check_llama_folder, lm_batcher};
-use experiments::metamath::Precision;
 use experiments::train::with_stable_param_ids;
 use models::targets::all_block_linears;
 use models::train::set_all_trainable;
 use models::{LlamaConfig, LlamaForCausalLM, ModelFamily};
 
-/// Counts live heap bytes and their high-water mark (CPU backends keep tensors on the heap).
-struct PeakAlloc;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            if new_size > layout.size() {
-                let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        new
-    }
-}
+/// The heap counter shared with bone-module's bench (one copy: see the file's header).
+#[path = "../../bone-module/benches/support/peak_alloc.rs"]
+mod peak_alloc;
 
 #[global_allocator]
-static ALLOCATOR: PeakAlloc = PeakAlloc;
+static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 type IB = DefaultBackend;
 type B = Autodiff<IB>;
@@ -362,7 +328,7 @@ fn measure(
     sequences: &[EncodedSequence],
     device: &burn::tensor::Device<B>,
 ) -> Row {
-    let before = CURRENT.load(Ordering::Relaxed);
+    let before = peak_alloc::current();
     let load = models::LoadOptions {
         dtype: (options.precision != Precision::F32).then(|| options.precision.dtype()),
     };
@@ -396,7 +362,7 @@ fn measure(
     let batch = || -> LmBatch<B> { batcher.batch(sequences.to_vec(), device) };
     let tokens = sequences.iter().map(|s| s.input_ids.len()).sum::<usize>() as f64;
     let valid = matches!(method, Method::Forward).then(|| model.valid());
-    let base = CURRENT.load(Ordering::Relaxed);
+    let base = peak_alloc::current();
 
     let mut step = |model: CausalLmModel<B>| -> CausalLmModel<B> {
         match method {
@@ -418,14 +384,14 @@ fn measure(
     for _ in 0..2 {
         model = step(model);
     }
-    PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
+    peak_alloc::reset_peak();
     let mut times = Vec::with_capacity(options.steps);
     for _ in 0..options.steps {
         let start = Instant::now();
         model = step(model);
         times.push(start.elapsed().as_secs_f64());
     }
-    let peak = PEAK.load(Ordering::Relaxed);
+    let peak = peak_alloc::peak();
     drop(model);
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];

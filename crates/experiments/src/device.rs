@@ -26,13 +26,16 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    /// The backend `Auto` stands for in this build.
-    pub fn resolve(self) -> Self {
+    /// The backend this choice stands for in this build (`Auto`: the most capable compiled
+    /// in).
+    pub fn resolve(self) -> BackendKind {
         match self {
-            Self::Auto if cfg!(feature = "cuda") => Self::Cuda,
-            Self::Auto if cfg!(feature = "wgpu") => Self::Wgpu,
-            Self::Auto => Self::Ndarray,
-            other => other,
+            Self::Auto if cfg!(feature = "cuda") => BackendKind::Cuda,
+            Self::Auto if cfg!(feature = "wgpu") => BackendKind::Wgpu,
+            Self::Auto | Self::Ndarray => BackendKind::Ndarray,
+            Self::Wgpu => BackendKind::Wgpu,
+            Self::Cuda => BackendKind::Cuda,
+            Self::Flex => BackendKind::Flex,
         }
     }
 
@@ -48,6 +51,44 @@ impl DeviceChoice {
     }
 }
 
+/// A backend a job runs on: [`DeviceChoice`] resolved (never `auto`). Serialised (summaries)
+/// and displayed in lowercase, as `--device` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// NdArray on the CPU.
+    Ndarray,
+    /// WGPU.
+    Wgpu,
+    /// CUDA.
+    Cuda,
+    /// Flex on the CPU.
+    Flex,
+}
+
+impl BackendKind {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+            Self::Flex => "flex",
+        }
+    }
+
+    /// Whether the backend computes on the CPU (NdArray, Flex).
+    pub fn is_cpu(self) -> bool {
+        matches!(self, Self::Ndarray | Self::Flex)
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Work that runs on any autodiff backend.
 pub trait BackendJob {
     /// What the job returns.
@@ -56,7 +97,7 @@ pub trait BackendJob {
     fn run<B: AutodiffBackend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<Self::Output>;
 }
 
@@ -67,39 +108,45 @@ pub trait BackendJob {
 /// driver, or the job's own error.
 pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::Output> {
     match choice.resolve() {
-        DeviceChoice::Ndarray => {
+        BackendKind::Ndarray => {
             #[cfg(feature = "ndarray")]
             {
-                return job.run::<Autodiff<burn::backend::NdArray>>(Default::default(), "ndarray");
+                return job.run::<Autodiff<burn::backend::NdArray>>(
+                    Default::default(),
+                    BackendKind::Ndarray,
+                );
             }
             #[allow(unreachable_code)]
             {
                 bail!("--device ndarray: this build lacks the `ndarray` feature (rebuild with `--features ndarray`)")
             }
         }
-        DeviceChoice::Wgpu => {
+        BackendKind::Wgpu => {
             #[cfg(feature = "wgpu")]
             {
-                return job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu");
+                return job
+                    .run::<Autodiff<burn::backend::Wgpu>>(Default::default(), BackendKind::Wgpu);
             }
             #[allow(unreachable_code)]
             {
                 bail!("--device wgpu: this build lacks the `wgpu` feature (rebuild with `--features wgpu`)")
             }
         }
-        DeviceChoice::Cuda => {
+        BackendKind::Cuda => {
             #[cfg(feature = "cuda")]
             {
                 check_cuda()?;
-                return job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda");
+                return job
+                    .run::<Autodiff<burn::backend::Cuda>>(Default::default(), BackendKind::Cuda);
             }
             #[allow(unreachable_code)]
             {
                 bail!("--device cuda: this build lacks the `cuda` feature (rebuild with `--features cuda`)")
             }
         }
-        DeviceChoice::Flex => job.run::<Autodiff<burn::backend::Flex>>(Default::default(), "flex"),
-        DeviceChoice::Auto => unreachable!("resolved above"),
+        BackendKind::Flex => {
+            job.run::<Autodiff<burn::backend::Flex>>(Default::default(), BackendKind::Flex)
+        }
     }
 }
 
@@ -138,7 +185,7 @@ pub trait InferenceJob {
     fn run<B: burn::tensor::backend::Backend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<Self::Output>;
 }
 
@@ -153,7 +200,7 @@ pub fn run_inference<J: InferenceJob>(choice: DeviceChoice, job: J) -> anyhow::R
         fn run<B: AutodiffBackend>(
             self,
             device: B::Device,
-            backend: &'static str,
+            backend: BackendKind,
         ) -> anyhow::Result<J::Output> {
             self.0.run::<B::InnerBackend>(device, backend)
         }

@@ -7,11 +7,13 @@
 //! - [`gsm8k_eval`]: `gsm8k-eval`, GSM8K accuracy by batched greedy generation.
 //! - [`cli`]: the `bone` tool (`forward`, `generate`, `merge`, `inspect`).
 //! - [`train`]: the resumable training loop on burn-train, checkpoints, schedules, reports.
+//! - [`llama`]: what the LLaMA jobs share (checkpoint check, batcher, `--precision`).
 //! - [`device`]: `--device`, choosing the backend at run time among those compiled in.
 
 pub mod cli;
 pub mod device;
 pub mod glue;
 pub mod gsm8k_eval;
+pub mod llama;
 pub mod metamath;
 pub mod train;

@@ -25,8 +25,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use experiments::train::{
-    launch, with_stable_param_ids, DecayKind, Display, Evaluation, MetricGoal, RunDir,
-    SharedOptimizer, TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay,
+    launch, with_stable_param_ids, DecayKind, Evaluation, MetricGoal, MetricKey, ProgressDisplay,
+    RunDir, SharedOptimizer, TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay,
 };
 
 type TB = bone_module::backend::DefaultBackend;
@@ -219,7 +219,7 @@ fn options(stop_after: Option<usize>) -> TrainerOptions {
         log_every: 2,
         seed: 11,
         max_grad_norm: Some(1.0),
-        selection_metric: "accuracy".into(),
+        selection_metric: MetricKey::new("accuracy", &["accuracy"]).unwrap(),
         selection_goal: MetricGoal::Maximise,
         early_stopping_patience: None,
         stop_after_steps: stop_after,
@@ -276,7 +276,6 @@ fn run(
     let valid = DataLoaderBuilder::new(ToyBatcher)
         .batch_size(16)
         .build(InMemDataset::new(items(None)));
-    let train = task.train_loader(1, 0);
     let trainer = Trainer::new(
         task,
         optimizer.clone(),
@@ -290,9 +289,8 @@ fn run(
         optimizer,
         scheduler,
         &run_dir,
-        train,
         valid,
-        Display::Quiet(1000),
+        ProgressDisplay::Quiet(1000),
         |t| {
             t.metric_train_numeric(LossMetric::new())
                 .metric_valid_numeric(AccuracyMetric::new())

@@ -8,6 +8,7 @@ use models::AutoModel;
 
 use super::common::thousands;
 use super::InspectArgs;
+use crate::device::BackendKind;
 
 /// `writeln!` into a `String` (which cannot fail).
 macro_rules! w {
@@ -17,7 +18,11 @@ macro_rules! w {
     }};
 }
 
-pub fn run<B: Backend>(args: InspectArgs, device: &B::Device, backend: &str) -> anyhow::Result<()> {
+pub fn run<B: Backend>(
+    args: InspectArgs,
+    device: &B::Device,
+    backend: BackendKind,
+) -> anyhow::Result<()> {
     let mut o = String::new();
     let loaded = args.model.load::<B>(device)?;
     let model = &loaded.model;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::device::{run_inference, DeviceChoice, InferenceJob};
+use crate::device::{run_inference, BackendKind, DeviceChoice, InferenceJob};
 
 pub use common::{ModelArgs, Precision};
 
@@ -153,7 +153,7 @@ impl InferenceJob for Task {
     fn run<B: burn::tensor::backend::Backend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<()> {
         match self.0 {
             Command::Forward(args) => forward::run::<B>(args, &device),

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use clap::{ArgMatches, Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use data::glue::GlueTask;
+
 use crate::device::DeviceChoice;
-use crate::train::config::{self, file_name, given_flags, RunConfig};
-use crate::train::{DecayKind, DisplayChoice};
+use crate::train::config::{file_name, RunConfig};
+use crate::train::job::{self, TrainArgs};
+use crate::train::DecayKind;
 
 /// What is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -49,7 +52,8 @@ impl Method {
 #[serde(deny_unknown_fields)]
 pub struct GlueConfig {
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.
-    pub task: String,
+    #[serde(with = "task_name")]
+    pub task: GlueTask,
     /// Hugging Face checkpoint folder of a BERT or RoBERTa model.
     pub model: PathBuf,
     /// Folder holding `glue/<TASK>/…` (else `$BONE_DATA_ROOT`, else `../shared/datasets`).
@@ -104,7 +108,7 @@ impl GlueConfig {
     /// Defaults of `glue-sst2` (and of `glue`, which requires `--task`).
     pub fn defaults() -> Self {
         Self {
-            task: "sst2".into(),
+            task: GlueTask::Sst2,
             model: PathBuf::from("../shared/models/all-MiniLM-L6-v2"),
             data_root: None,
             method: Method::Bone,
@@ -143,7 +147,7 @@ impl GlueConfig {
             };
             PathBuf::from("runs").join(format!(
                 "{}-{}{rank}-seed{}",
-                self.task.to_lowercase().replace('-', ""),
+                self.task.name(),
                 self.method.name(),
                 self.seed
             ))
@@ -184,105 +188,52 @@ impl RunConfig for GlueConfig {
     fn set_out(&mut self, out: PathBuf) {
         self.out = Some(out);
     }
+
+    fn device(&self) -> DeviceChoice {
+        self.device
+    }
 }
 
 /// Command-line flags; each overrides the TOML file and the defaults.
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct GlueArgs {
-    /// TOML file with any of the keys below (flags given on the command line win).
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Continue the interrupted run in this folder from its last checkpoint (flags given must
-    /// match the run's config.toml).
-    #[arg(long, value_name = "RUN_DIR")]
-    #[serde(skip)]
-    pub resume: Option<PathBuf>,
+    /// The flags every training job has.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainArgs,
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.
     #[arg(long)]
     pub task: Option<String>,
-    /// Hugging Face checkpoint folder of a BERT or RoBERTa model [default: ../shared/models/all-MiniLM-L6-v2].
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
-    /// Folder holding glue/<TASK>/ [default: $BONE_DATA_ROOT, else ../shared/datasets].
-    #[arg(long, value_name = "DIR")]
-    pub data_root: Option<PathBuf>,
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<Method>,
-    /// Rank (Bone, LoRA) or block size (Bat) [default: 64].
-    #[arg(long)]
-    pub r: Option<usize>,
-    /// LoRA α; the update is scaled by α/r [default: 64].
-    #[arg(long)]
-    pub lora_alpha: Option<f64>,
-    /// Target modules: `query,key,value,dense` style names or `re:<regex>` over module paths
-    /// [default: every linear layer of the encoder].
-    #[arg(long)]
-    pub targets: Option<String>,
-    /// Epochs [default: 1].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Batch size [default: 32].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Peak learning rate [default: 5e-4].
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Learning-rate decay after warm-up [default: linear].
-    #[arg(long, value_enum)]
-    pub schedule: Option<DecayKind>,
-    /// Share of the steps used for linear warm-up [default: 0.06].
-    #[arg(long)]
-    pub warmup_ratio: Option<f64>,
-    /// AdamW weight decay [default: 0].
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Global gradient-norm clipping, 0 to disable [default: 1].
-    #[arg(long)]
-    pub max_grad_norm: Option<f64>,
-    /// Maximum tokens per sequence [default: 64].
-    #[arg(long)]
-    pub max_seq_len: Option<usize>,
-    /// Train on this many examples drawn at random with the seed; 0 for all [default: 20000].
-    #[arg(long)]
-    pub max_train_samples: Option<usize>,
-    /// Evaluate on the first this many dev examples [default: all].
-    #[arg(long)]
-    pub max_eval_samples: Option<usize>,
-    /// Seed [default: 42].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run folder [default: runs/<task>-<method>-r<r>-seed<seed>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
     /// Stop after this many epochs without improvement of the main dev metric [default: off].
     #[arg(long)]
     pub early_stopping_patience: Option<usize>,
-    /// Checkpoint every N optimiser steps, 0 for epoch ends only [default: 200].
-    #[arg(long)]
-    pub checkpoint_every: Option<usize>,
-    /// Log the training loss every N steps [default: 10].
-    #[arg(long)]
-    pub log_every: Option<usize>,
-    /// Backend to run on [default: the first compiled of cuda, wgpu, ndarray].
-    #[arg(long, value_enum)]
-    pub device: Option<DeviceChoice>,
     /// Threads a training step splits its batch over; each runs the forward and backward pass
     /// of a slice of the batch and the gradients are summed [default: every core on ndarray
     /// and flex, 1 on wgpu and cuda].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
-    #[arg(long, value_enum, default_value = "auto")]
-    #[serde(skip)]
-    pub display: DisplayChoice,
-    /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
-    /// `--resume`.
-    #[arg(long, hide = true)]
-    #[serde(skip)]
-    pub stop_after_steps: Option<usize>,
 }
+
+/// The GLUE wording of the shared flags' help (see [`with_help`](crate::train::job::with_help)).
+pub const HELP: &[(&str, &str)] = &[
+    ("model", "Hugging Face checkpoint folder of a BERT or RoBERTa model [default: ../shared/models/all-MiniLM-L6-v2]"),
+    ("data_root", "Folder holding glue/<TASK>/ [default: $BONE_DATA_ROOT, else ../shared/datasets]"),
+    ("r", "Rank (Bone, LoRA) or block size (Bat) [default: 64]"),
+    ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 64]"),
+    ("targets", "Target modules: `query,key,value,dense` style names or `re:<regex>` over module paths [default: every linear layer of the encoder]"),
+    ("batch_size", "Batch size [default: 32]"),
+    ("lr", "Peak learning rate [default: 5e-4]"),
+    ("schedule", "Learning-rate decay after warm-up [default: linear]"),
+    ("warmup_ratio", "Share of the steps used for linear warm-up [default: 0.06]"),
+    ("max_seq_len", "Maximum tokens per sequence [default: 64]"),
+    ("max_train_samples", "Train on this many examples drawn at random with the seed; 0 for all [default: 20000]"),
+    ("max_eval_samples", "Evaluate on the first this many dev examples [default: all]"),
+    ("out", "Run folder [default: runs/<task>-<method>-r<r>-seed<seed>]"),
+    ("log_every", "Log the training loss every N steps [default: 10]"),
+];
 
 /// The configuration of a run: a new one from `defaults`, `--config` and the flags given, or
 /// the saved one of `--resume` with the given flags checked against it.
@@ -294,11 +245,21 @@ pub fn resolve(
     args: &GlueArgs,
     matches: &ArgMatches,
 ) -> anyhow::Result<GlueConfig> {
-    let given = given_flags(args, matches)?;
-    config::resolve(
-        defaults,
-        args.config.as_deref(),
-        args.resume.as_deref(),
-        &given,
-    )
+    job::resolve(defaults, args, &args.train, matches)
+}
+
+/// `task` in TOML and in `config.toml`: its lowercase name (`sst2`); any spelling
+/// [`GlueTask::from_name`] accepts (`SST-2`) reads.
+mod task_name {
+    use data::glue::GlueTask;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(task: &GlueTask, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(task.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<GlueTask, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        GlueTask::from_name(&name).map_err(serde::de::Error::custom)
+    }
 }

@@ -30,6 +30,15 @@ impl GlueEvaluation {
             batches: 0,
         }
     }
+
+    /// The metrics an evaluation of `task` reports, the task's main one first, then `loss`.
+    pub fn keys(task: GlueTask) -> Vec<&'static str> {
+        task.metrics()
+            .iter()
+            .map(|m| m.name())
+            .chain(["loss"])
+            .collect()
+    }
 }
 
 impl<B: Backend> Evaluation<GlueOutput<B>> for GlueEvaluation {

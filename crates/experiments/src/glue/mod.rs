@@ -13,7 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 pub use config::{GlueArgs, GlueConfig, Method};
 pub use run::{GlueJob, GlueSummary};
 
-use crate::device::run_on;
+use crate::train::job::{self, with_help, RunControl, TrainJob};
 
 /// `glue-sst2` / `glue`: fine-tune a BERT or RoBERTa checkpoint on a GLUE task.
 #[derive(Debug, Parser)]
@@ -25,50 +25,43 @@ pub struct GlueCli {
 
 /// Entry point of the GLUE binaries. `require_task`: `glue` needs `--task` (or a config).
 pub fn main(name: &'static str, about: &'static str, require_task: bool) -> ExitCode {
-    let command = GlueCli::command().name(name).about(about);
+    let command = with_help(GlueCli::command().name(name).about(about), config::HELP);
     let matches = command.get_matches();
     let cli = match GlueCli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     let args = cli.args;
-    if require_task && args.task.is_none() && args.config.is_none() && args.resume.is_none() {
+    if require_task
+        && args.task.is_none()
+        && args.train.config.is_none()
+        && args.train.resume.is_none()
+    {
         eprintln!("error: `{name}` needs --task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli)\n\nFor more information, try '--help'.");
         return ExitCode::from(2);
     }
-    init_logging();
-    let result = config::resolve(GlueConfig::defaults(), &args, &matches).and_then(|config| {
-        let backend = config.device.resolve().name();
-        let threads = config
-            .threads
-            .unwrap_or_else(|| crate::train::default_step_threads(backend));
-        crate::train::keep_products_on_step_threads(backend, threads);
-        let job = GlueJob {
-            resume: args.resume.is_some(),
-            display: args.display,
-            stop_after_steps: args.stop_after_steps,
-            config: config.clone(),
-        };
-        run_on(config.device, job).map(|summary| (config, summary))
-    });
-    match result {
-        Ok((config, summary)) => {
-            report(&config, &summary);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+    job::main::<GlueJob, _>(GlueConfig::defaults(), &args, &args.train, &matches)
+}
+
+impl TrainJob for GlueJob {
+    type Config = GlueConfig;
+
+    fn new(config: GlueConfig, control: RunControl) -> Self {
+        Self { config, control }
+    }
+
+    fn report(config: &GlueConfig, summary: &GlueSummary) {
+        report(config, summary);
     }
 }
 
 fn report(config: &GlueConfig, s: &GlueSummary) {
-    if s.interrupted {
+    let run = &s.run;
+    if run.interrupted {
         println!(
             "interrupted after {} steps; continue with: --resume {}",
-            s.steps,
-            s.run_dir.display()
+            run.steps,
+            run.run_dir.display()
         );
         return;
     }
@@ -77,7 +70,7 @@ fn report(config: &GlueConfig, s: &GlueSummary) {
         .as_ref()
         .map(|(m, v, e)| format!("best dev {m} {v:.4} (epoch {e})"))
         .unwrap_or_else(|| "no evaluation".into());
-    let last: Vec<String> = s
+    let last: Vec<String> = run
         .last_dev
         .iter()
         .filter(|(k, _)| k != "loss")
@@ -88,17 +81,12 @@ fn report(config: &GlueConfig, s: &GlueSummary) {
         s.task,
         s.method,
         last.join(", "),
-        s.steps,
-        s.train_seconds / 60.0,
+        run.steps,
+        run.train_seconds / 60.0,
         s.seconds_per_step,
-        s.peak_memory_bytes as f64 / (1u64 << 30) as f64,
+        run.peak_memory_bytes as f64 / (1u64 << 30) as f64,
         s.backend
     );
-    println!("run folder: {}", s.run_dir.display());
-    println!("adapter:    {}", run::describe_best(config, &s.best_dir));
-}
-
-/// Sends `log` records at info level and above to stderr unless burn-train captures them.
-fn init_logging() {
-    // burn-train installs its own file logger (experiment.log in the run folder).
+    println!("run folder: {}", run.run_dir.display());
+    println!("adapter:    {}", run::describe_best(config, &run.best_dir));
 }

@@ -1,15 +1,15 @@
-//! Running a GLUE fine-tuning job end to end.
+//! Running a GLUE fine-tuning job end to end: data, model, the run folder, training, the
+//! summary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::ShuffledDataset;
 use burn::data::dataset::{Dataset, InMemDataset};
-use burn::optim::AdamWConfig;
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric};
 use data::batcher::{ClassificationBatcher, ClassificationBatcherConfig};
@@ -20,12 +20,15 @@ use models::{ClassifierOptions, SequenceClassificationModel};
 use serde::Serialize;
 
 use super::config::{GlueConfig, Method};
+use super::evaluation::GlueEvaluation;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
-use crate::device::BackendJob;
+use crate::device::{BackendJob, BackendKind};
+use crate::train::job::{write_summary, RunControl, RunSummary};
 use crate::train::{
-    default_step_threads, launch, with_stable_param_ids, Display, DisplayChoice, MetricGoal,
-    SharedOptimizer, Trainer, TrainerOptions, WarmupDecay,
+    default_step_threads, keep_products_on_step_threads, launch, with_stable_param_ids, MetricGoal,
+    MetricKey, ProgressDisplay, SharedOptimizer, TrainTask, Trainer, TrainerOptions, Training,
+    WarmupDecay,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -36,7 +39,7 @@ pub struct GlueSummary {
     /// The method.
     pub method: String,
     /// The backend that ran.
-    pub backend: String,
+    pub backend: BackendKind,
     /// Trainable parameters.
     pub trainable_params: usize,
     /// All parameters of the model.
@@ -45,36 +48,21 @@ pub struct GlueSummary {
     pub train_examples: usize,
     /// Dev examples.
     pub dev_examples: usize,
-    /// Optimiser steps done.
-    pub steps: usize,
     /// The task's main metric, its best value and the epoch that reached it.
-    pub best_metric: Option<(String, f64, usize)>,
-    /// The dev metrics of the last evaluation.
-    pub last_dev: Vec<(String, f64)>,
-    /// Seconds of training (evaluations excluded), this process and earlier ones.
-    pub train_seconds: f64,
-    /// Median seconds per optimiser step.
+    pub best_metric: Option<(MetricKey, f64, usize)>,
+    /// Mean seconds per optimiser step: training seconds over the steps done.
     pub seconds_per_step: f64,
-    /// Peak resident memory of the process, bytes (Linux; 0 elsewhere).
-    pub peak_memory_bytes: u64,
-    /// The run folder.
-    pub run_dir: PathBuf,
-    /// The best adapter (PEFT folder), head or model.
-    pub best_dir: PathBuf,
-    /// Whether training was interrupted before the end.
-    pub interrupted: bool,
+    /// Steps, last dev metrics, time, memory and folders.
+    #[serde(flatten)]
+    pub run: RunSummary,
 }
 
 /// A GLUE run on some backend.
 pub struct GlueJob {
     /// The resolved configuration.
     pub config: GlueConfig,
-    /// Continue the run in `config.out`.
-    pub resume: bool,
-    /// `--display`.
-    pub display: DisplayChoice,
-    /// `--stop-after-steps`.
-    pub stop_after_steps: Option<usize>,
+    /// `--resume`, `--display`, `--stop-after-steps`.
+    pub control: RunControl,
 }
 
 impl BackendJob for GlueJob {
@@ -83,37 +71,138 @@ impl BackendJob for GlueJob {
     fn run<B: AutodiffBackend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<GlueSummary> {
         run_glue::<B>(self, device, backend)
     }
 }
 
+/// The model a run trains, and what the summary says of it.
+struct Prepared<B: AutodiffBackend> {
+    model: GlueModel<B>,
+    adapter: Option<AdapterConfig>,
+    trainable_params: usize,
+    total_params: usize,
+}
+
 fn run_glue<B: AutodiffBackend>(
     job: GlueJob,
     device: B::Device,
-    backend: &str,
+    backend: BackendKind,
 ) -> anyhow::Result<GlueSummary> {
     let config = &job.config;
-    let task = GlueTask::from_name(&config.task)?;
+    let task = config.task;
     validate(config)?;
-    let model_dir = &config.model;
-    if !model_dir.is_dir() {
-        bail!(
-            "--model {}: no such folder; expected a Hugging Face checkpoint folder (config.json, \
-             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2",
-            model_dir.display()
+    let step_threads = config
+        .threads
+        .unwrap_or_else(|| default_step_threads(backend));
+    keep_products_on_step_threads(backend, step_threads);
+    let (train, dev) = load_examples(config)?;
+    let prepared = prepare_model::<B>(config, step_threads, &device)?;
+    let batcher = batcher(config, prepared.model.inner.encoder.config().pad_id())?;
+    let dev_encoded = batcher.encode_all(&dev)?;
+    let task_data = Arc::new(GlueTrainTask::<B> {
+        task,
+        train: Arc::new(InMemDataset::new(batcher.encode_all(&train)?)),
+        batcher: batcher.clone(),
+        batch_size: config.batch_size,
+        seed: config.seed,
+        method: config.method,
+        adapter: prepared.adapter.clone(),
+        device: device.clone(),
+        step_threads,
+    });
+    let total_steps = config.epochs * task_data.batches_per_epoch();
+    let optimizer = SharedOptimizer::new(
+        AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init::<B, GlueModel<B>>(),
+    );
+    let (run, model, state) = Trainer::start(
+        task_data.as_ref(),
+        config,
+        &config.out_dir(),
+        job.control.resume,
+        prepared.model,
+        &optimizer,
+        total_steps,
+        &device,
+    )?;
+    let scheduler = WarmupDecay::new(
+        config.lr,
+        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
+        total_steps,
+        config.schedule,
+    )
+    .at_step(state.global_step);
+    let display = job.control.display.resolve(config.log_every);
+    let options = trainer_options(config, &job.control, display)?;
+    if let ProgressDisplay::Quiet(_) = display {
+        println!(
+            "{} · {} · {} train / {} dev examples · {} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {} step thread{}",
+            task.name(),
+            describe_method(config),
+            task_data.train.len(),
+            dev.len(),
+            total_steps,
+            config.batch_size,
+            prepared.trainable_params,
+            prepared.total_params,
+            100.0 * prepared.trainable_params as f64 / prepared.total_params.max(1) as f64,
+            step_threads,
+            if step_threads == 1 { "" } else { "s" },
         );
+        println!("run folder: {}", run.root().display());
     }
+    let valid_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(config.batch_size.max(32))
+        .set_device(device.clone())
+        .build(InMemDataset::new(dev_encoded));
+    let trainer = Trainer::new(
+        Arc::clone(&task_data),
+        optimizer.clone(),
+        run.clone(),
+        options,
+        state,
+    );
+    let (_model, outcome) = launch(
+        trainer,
+        model,
+        optimizer,
+        scheduler,
+        &run,
+        valid_loader,
+        display,
+        |t| register_metrics(t, task),
+    );
+    let (summary, state) = RunSummary::of(outcome, &run)?;
+    let summary = GlueSummary {
+        task: task.name().into(),
+        method: describe_method(config),
+        backend,
+        trainable_params: prepared.trainable_params,
+        total_params: prepared.total_params,
+        train_examples: task_data.train.len(),
+        dev_examples: dev.len(),
+        best_metric: state.best.map(|b| (b.metric, b.value, b.epoch)),
+        seconds_per_step: summary.train_seconds / summary.steps.max(1) as f64,
+        run: summary,
+    };
+    write_summary(&run, &summary)?;
+    Ok(summary)
+}
 
-    // Data.
+/// The training examples (a random subset of `max_train_samples`, drawn with the seed: the
+/// same on every backend) and the first `max_eval_samples` dev examples.
+fn load_examples(config: &GlueConfig) -> anyhow::Result<(Vec<GlueExample>, Vec<GlueExample>)> {
+    let task = config.task;
     let root = DataRoot::resolve(config.data_root.as_deref());
     let options = LoadOptions::default();
     let train_set = task.load(&root, GlueSplit::Train, &options)?;
     let dev_set = task.load(&root, GlueSplit::Dev, &options)?;
     let mut train: Vec<GlueExample> = train_set.examples().to_vec();
     if let Some(n) = config.max_train_samples.filter(|&n| n > 0) {
-        // A random subset, drawn with the seed (the same subset on every backend).
         let shuffled = ShuffledDataset::new(InMemDataset::new(train), config.seed);
         train = (0..n.min(shuffled.len()))
             .filter_map(|i| shuffled.get(i))
@@ -126,14 +215,30 @@ fn run_glue<B: AutodiffBackend>(
     if train.is_empty() || dev.is_empty() {
         bail!("{}: no training or dev examples left to use", task.name());
     }
+    Ok((train, dev))
+}
 
-    // Model.
+/// The sequence classifier of `--model` with the adapter attached (adapter methods), the
+/// whole model trainable (`full`) or the head alone (`head`).
+fn prepare_model<B: AutodiffBackend>(
+    config: &GlueConfig,
+    step_threads: usize,
+    device: &B::Device,
+) -> anyhow::Result<Prepared<B>> {
+    let model_dir = &config.model;
+    if !model_dir.is_dir() {
+        bail!(
+            "--model {}: no such folder; expected a Hugging Face checkpoint folder (config.json, \
+             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2",
+            model_dir.display()
+        );
+    }
     let classifier_options = ClassifierOptions {
         seed: Some(config.seed),
-        ..ClassifierOptions::with_num_labels(task.num_labels())
+        ..ClassifierOptions::with_num_labels(config.task.num_labels())
     };
     let mut inner =
-        SequenceClassificationModel::<B>::from_pretrained(model_dir, &classifier_options, &device)
+        SequenceClassificationModel::<B>::from_pretrained(model_dir, &classifier_options, device)
             .with_context(|| format!("loading --model {}", model_dir.display()))?;
     let family = inner.family();
     let adapter = if config.method.has_adapter() {
@@ -150,7 +255,7 @@ fn run_glue<B: AutodiffBackend>(
         let mut adapter_config = AdapterConfig::from_spec(&spec, targets);
         adapter_config.base_model_name_or_path = Some(model_dir.display().to_string());
         inner
-            .add_adapter(ADAPTER_NAME, &adapter_config, &device)
+            .add_adapter(ADAPTER_NAME, &adapter_config, device)
             .context("attaching the adapter")?;
         Some(adapter_config)
     } else {
@@ -159,20 +264,21 @@ fn run_glue<B: AutodiffBackend>(
         }
         None
     };
-    let total_params = burn::module::Module::num_params(&inner);
-    let trainable_params = inner.trainable_params();
-    let step_threads = config
-        .threads
-        .unwrap_or_else(|| default_step_threads(backend));
-    let model = with_stable_param_ids(GlueModel {
-        inner,
-        step_threads,
-    });
+    Ok(Prepared {
+        total_params: burn::module::Module::num_params(&inner),
+        trainable_params: inner.trainable_params(),
+        model: with_stable_param_ids(GlueModel {
+            inner,
+            step_threads,
+        }),
+        adapter,
+    })
+}
 
-    // Tokenising.
-    let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
-    let pad_id = model.inner.encoder.config().pad_id();
-    let batcher = ClassificationBatcher::new(
+/// The tokenising batcher of `--model` (its `tokenizer.json`).
+fn batcher(config: &GlueConfig, pad_id: u32) -> anyhow::Result<ClassificationBatcher> {
+    let tokenizer = load_tokenizer(&config.model.join("tokenizer.json"))?;
+    Ok(ClassificationBatcher::new(
         tokenizer,
         ClassificationBatcherConfig {
             max_len: config.max_seq_len,
@@ -180,163 +286,53 @@ fn run_glue<B: AutodiffBackend>(
             pad_type_id: 0,
             pad_to_multiple_of: None,
         },
-    )?;
-    let train_encoded = batcher.encode_all(&train)?;
-    let dev_encoded = batcher.encode_all(&dev)?;
+    )?)
+}
 
-    let task_data = Arc::new(GlueTrainTask::<B> {
-        task,
-        train: Arc::new(InMemDataset::new(train_encoded)),
-        batcher: batcher.clone(),
-        batch_size: config.batch_size,
-        seed: config.seed,
-        method: config.method,
-        adapter,
-        device: device.clone(),
-        step_threads,
-    });
-    let batches = crate::train::TrainTask::batches_per_epoch(task_data.as_ref());
-    let total_steps = config.epochs * batches;
-    let optimizer = SharedOptimizer::new(
-        AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init::<B, GlueModel<B>>(),
-    );
-
-    // Run folder.
-    let out = config.out_dir();
-    let (run, model, state) = Trainer::start(
-        task_data.as_ref(),
-        config,
-        &out,
-        job.resume,
-        model,
-        &optimizer,
-        total_steps,
-        &device,
-    )?;
-    let scheduler = WarmupDecay::new(
-        config.lr,
-        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
-        total_steps,
-        config.schedule,
-    )
-    .at_step(state.global_step);
-    let display = job.display.resolve(config.log_every);
-    let main_metric = task
-        .metrics()
-        .first()
-        .map(|m| m.name().to_string())
-        .unwrap_or_else(|| "accuracy".into());
-    let options = TrainerOptions {
+/// The trainer's options: the task's main metric selects the best adapter.
+fn trainer_options(
+    config: &GlueConfig,
+    control: &RunControl,
+    display: ProgressDisplay,
+) -> anyhow::Result<TrainerOptions> {
+    let keys = GlueEvaluation::keys(config.task);
+    let main_metric = keys.first().copied().unwrap_or("loss");
+    Ok(TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,
         keep_checkpoints: 2,
         log_every: config.log_every,
         seed: config.seed,
         max_grad_norm: (config.max_grad_norm > 0.0).then_some(config.max_grad_norm),
-        selection_metric: main_metric.clone(),
+        selection_metric: MetricKey::new(main_metric, &keys)?,
         selection_goal: MetricGoal::Maximise,
         early_stopping_patience: config.early_stopping_patience,
-        stop_after_steps: job.stop_after_steps,
-        print_summaries: matches!(display, Display::Quiet(_)),
-    };
-    if let Display::Quiet(_) = display {
-        println!(
-            "{} · {} · {} train / {} dev examples · {} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {} step thread{}",
-            task.name(),
-            describe_method(config),
-            task_data.train.len(),
-            dev.len(),
-            total_steps,
-            config.batch_size,
-            trainable_params,
-            total_params,
-            100.0 * trainable_params as f64 / total_params.max(1) as f64,
-            step_threads,
-            if step_threads == 1 { "" } else { "s" },
-        );
-        println!("run folder: {}", run.root().display());
-    }
+        stop_after_steps: control.stop_after_steps,
+        print_summaries: matches!(display, ProgressDisplay::Quiet(_)),
+    })
+}
 
-    let valid_loader = DataLoaderBuilder::new(batcher)
-        .batch_size(config.batch_size.max(32))
-        .set_device(device.clone())
-        .build(InMemDataset::new(dev_encoded));
-    let train_loader = crate::train::TrainTask::train_loader(task_data.as_ref(), 1, 0);
-    let trainer = Trainer::new(
-        Arc::clone(&task_data),
-        optimizer.clone(),
-        run.clone(),
-        options,
-        state,
-    );
-    let regression = task.is_regression();
-    let started = Instant::now();
-    let (_model, outcome) = launch(
-        trainer,
-        model,
-        optimizer,
-        scheduler,
-        &run,
-        train_loader,
-        valid_loader,
-        display,
-        |t| {
-            let t = t
-                .metric_train_numeric(LossMetric::new())
-                .metric_valid_numeric(LossMetric::new())
-                .metric_train_numeric(LearningRateMetric::new())
-                .metric_train_numeric(IterationSpeedMetric::new());
-            if regression {
-                t
-            } else {
-                t.metric_train_numeric(AccuracyMetric::new())
-                    .metric_valid_numeric(AccuracyMetric::new())
-            }
-        },
-    );
-    if let Some(error) = outcome.error {
-        bail!("{error}");
+/// The dashboard's metrics: loss, learning rate, speed, and accuracy for classification.
+fn register_metrics<B, O>(
+    training: Training<B, GlueModel<B>, O>,
+    task: GlueTask,
+) -> Training<B, GlueModel<B>, O>
+where
+    B: AutodiffBackend,
+    O: Optimizer<GlueModel<B>, B> + 'static,
+{
+    let training = training
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(IterationSpeedMetric::new());
+    if task.is_regression() {
+        training
+    } else {
+        training
+            .metric_train_numeric(AccuracyMetric::new())
+            .metric_valid_numeric(AccuracyMetric::new())
     }
-    let state = outcome
-        .state
-        .context("training ended without a final state")?;
-    let _ = started;
-    let steps_done = state.global_step;
-    let train_seconds: f64 =
-        state.history.iter().map(|e| e.train_seconds).sum::<f64>() + state.epoch_seconds;
-    let summary = GlueSummary {
-        task: task.name().into(),
-        method: describe_method(config),
-        backend: backend.into(),
-        trainable_params,
-        total_params,
-        train_examples: task_data.train.len(),
-        dev_examples: dev.len(),
-        steps: steps_done,
-        best_metric: state
-            .best
-            .as_ref()
-            .map(|b| (b.metric.clone(), b.value, b.epoch)),
-        last_dev: state
-            .history
-            .last()
-            .map(|e| e.dev.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default(),
-        train_seconds,
-        seconds_per_step: train_seconds / steps_done.max(1) as f64,
-        peak_memory_bytes: peak_memory_bytes(),
-        run_dir: run.root().to_path_buf(),
-        best_dir: run.best(),
-        interrupted: outcome.interrupted,
-    };
-    bone_module::fs::write_atomic(
-        &run.root().join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    Ok(summary)
 }
 
 fn validate(config: &GlueConfig) -> anyhow::Result<()> {
@@ -382,19 +378,6 @@ pub fn describe_method(config: &GlueConfig) -> String {
         m if m.has_adapter() => format!("{} r={}", m.name(), config.r),
         m => m.name().to_string(),
     }
-}
-
-/// Peak resident set size of this process (`VmHWM`), in bytes; 0 where unknown.
-pub fn peak_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// What the best-adapter folder holds, for the final message.

@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
 pub use run::{Gsm8kEvalJob, Gsm8kRecord, Gsm8kSummary};
 
 use crate::device::{run_on, DeviceChoice};
-use crate::metamath::Precision;
+use crate::llama::Precision;
 
 /// `--split`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -17,9 +17,8 @@ use models::{GenerationConfig, LlamaForCausalLM};
 use serde::Serialize;
 
 use super::Gsm8kEvalArgs;
-use crate::device::BackendJob;
-use crate::metamath::run::{check_llama_folder, lm_batcher};
-use crate::metamath::Precision;
+use crate::device::{BackendJob, BackendKind};
+use crate::llama::{check_llama_folder, lm_batcher, Precision};
 
 /// One problem's line in the JSONL file.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +71,7 @@ pub struct Gsm8kSummary {
     /// `new_tokens / seconds`.
     pub tokens_per_second: f64,
     /// The backend.
-    pub backend: String,
+    pub backend: BackendKind,
     /// Float type of the base weights.
     pub precision: String,
     /// Prompts per generation batch.
@@ -97,7 +96,7 @@ impl BackendJob for Gsm8kEvalJob {
     fn run<B: AutodiffBackend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<Gsm8kSummary> {
         evaluate::<B::InnerBackend>(self.args, device, backend)
     }
@@ -159,7 +158,7 @@ fn validate(args: &Gsm8kEvalArgs) -> anyhow::Result<()> {
 fn evaluate<B: Backend>(
     args: Gsm8kEvalArgs,
     device: B::Device,
-    backend: &str,
+    backend: BackendKind,
 ) -> anyhow::Result<Gsm8kSummary> {
     validate(&args)?;
     let llama = check_llama_folder(&args.model, "--model")?;
@@ -299,7 +298,7 @@ fn evaluate<B: Backend>(
         new_tokens,
         seconds,
         tokens_per_second: new_tokens as f64 / seconds.max(1e-9),
-        backend: backend.into(),
+        backend,
         precision: args.precision.name().into(),
         batch_size: args.batch_size,
         max_new_tokens: args.max_new_tokens,

@@ -4,15 +4,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
-use burn::tensor::FloatDType;
 use clap::{ArgMatches, Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
-use crate::train::config::{self, file_name, given_flags, RunConfig};
+pub use crate::llama::Precision;
+use crate::train::config::{file_name, RunConfig};
+use crate::train::job::{self, TrainArgs};
 use crate::train::DecayKind;
-use crate::train::DisplayChoice;
 
 /// The seven LLaMA projections the paper adapts.
 pub const PAPER_TARGETS: &str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
@@ -45,60 +44,6 @@ impl LmMethod {
             Self::Lora => "lora",
             Self::Full => "full",
         }
-    }
-}
-
-/// `--precision`: the float type the base weights are loaded in (adapters stay f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats (every backend).
-    #[default]
-    F32,
-    /// 16-bit floats (Flex, WGPU, CUDA; not NdArray).
-    F16,
-    /// bfloat16 (Flex, CUDA; not NdArray).
-    Bf16,
-}
-
-impl Precision {
-    /// The Burn float type.
-    pub fn dtype(self) -> FloatDType {
-        match self {
-            Self::F32 => FloatDType::F32,
-            Self::F16 => FloatDType::F16,
-            Self::Bf16 => FloatDType::BF16,
-        }
-    }
-
-    /// The lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-            Self::Bf16 => "bf16",
-        }
-    }
-
-    /// Fails when backend `B` cannot hold this float type on `device`.
-    ///
-    /// # Errors
-    /// The backend lacks the type, naming the flag and the backends that have it.
-    pub fn check<B: burn::tensor::backend::Backend>(
-        self,
-        device: &B::Device,
-        backend: &str,
-    ) -> anyhow::Result<()> {
-        if self != Self::F32 && !B::supports_dtype(device, burn::tensor::DType::from(self.dtype()))
-        {
-            bail!(
-                "--precision {}: the {backend} backend has no {} tensors; use --device flex \
-                 (CPU), wgpu or cuda, or --precision f32",
-                self.name(),
-                self.name()
-            );
-        }
-        Ok(())
     }
 }
 
@@ -259,94 +204,33 @@ impl RunConfig for MetamathConfig {
     fn set_out(&mut self, out: PathBuf) {
         self.out = Some(out);
     }
+
+    fn device(&self) -> DeviceChoice {
+        self.device
+    }
 }
 
 /// Command-line flags; each overrides the TOML file and the defaults.
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct MetamathArgs {
-    /// TOML file with any of the keys below (flags given on the command line win).
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Continue the interrupted run in this folder from its last checkpoint (flags given must
-    /// match the run's config.toml).
-    #[arg(long, value_name = "RUN_DIR")]
-    #[serde(skip)]
-    pub resume: Option<PathBuf>,
-    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json,
-    /// model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K].
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
+    /// The flags every training job has.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub train: TrainArgs,
     /// MetaMathQA JSON (e.g. MetaMathQA-395K.json) [default: none, so GSM8K train (7,473
     /// problems) rendered as MetaMathQA rows is used instead, and the output says so].
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Folder holding gsm8k/train.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets].
-    #[arg(long, value_name = "DIR")]
-    pub data_root: Option<PathBuf>,
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<LmMethod>,
-    /// Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features,
-    /// e.g. 4 on stories260K) [default: 64].
-    #[arg(long)]
-    pub r: Option<usize>,
-    /// LoRA α; the update is scaled by α/r [default: 2·r].
-    #[arg(long)]
-    pub lora_alpha: Option<f64>,
-    /// Target modules: names such as `q_proj,v_proj`, `all`, `default` (PEFT's q_proj,v_proj)
-    /// or `re:<regex>` over module paths [default: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj].
-    #[arg(long)]
-    pub targets: Option<String>,
-    /// Epochs [default: 1].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Examples per forward/backward pass [default: 4].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
     /// Micro-batches accumulated per optimiser step; effective batch = batch size × this
     /// (the paper: 64) [default: 16].
     #[arg(long)]
     pub grad_accumulation: Option<usize>,
-    /// Peak learning rate [default: 2e-5].
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Learning-rate decay after warm-up [default: cosine].
-    #[arg(long, value_enum)]
-    pub schedule: Option<DecayKind>,
-    /// Share of the optimiser steps used for linear warm-up [default: 0.03].
-    #[arg(long)]
-    pub warmup_ratio: Option<f64>,
-    /// AdamW weight decay [default: 0].
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Global gradient-norm clipping, 0 to disable [default: 1].
-    #[arg(long)]
-    pub max_grad_norm: Option<f64>,
-    /// Maximum tokens per sequence, BOS and EOS included [default: 512].
-    #[arg(long)]
-    pub max_seq_len: Option<usize>,
-    /// Train on at most this many examples, drawn with the seed [default: all].
-    #[arg(long)]
-    pub max_train_samples: Option<usize>,
     /// Share of the examples held out (not trained on) for the dev loss [default: 0.01].
     #[arg(long)]
     pub eval_fraction: Option<f64>,
-    /// At most this many held-out examples [default: 256].
-    #[arg(long)]
-    pub max_eval_samples: Option<usize>,
-    /// Seed [default: 42].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run folder [default: runs/metamath-<method>-r<r>-seed<seed>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Checkpoint every N optimiser steps, 0 for epoch ends only [default: 200].
-    #[arg(long)]
-    pub checkpoint_every: Option<usize>,
-    /// Log the training loss every N optimiser steps [default: 10].
-    #[arg(long)]
-    pub log_every: Option<usize>,
     /// Float type of the base weights; adapters and the loss stay f32. NdArray has only f32
     /// [default: f32].
     #[arg(long, value_enum)]
@@ -355,19 +239,25 @@ pub struct MetamathArgs {
     /// memory, more compute [default: off].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub gradient_checkpointing: Option<bool>,
-    /// Backend to run on [default: the first compiled of cuda, wgpu, ndarray].
-    #[arg(long, value_enum)]
-    pub device: Option<DeviceChoice>,
-    /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
-    #[arg(long, value_enum, default_value = "auto")]
-    #[serde(skip)]
-    pub display: DisplayChoice,
-    /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
-    /// `--resume`.
-    #[arg(long, hide = true)]
-    #[serde(skip)]
-    pub stop_after_steps: Option<usize>,
 }
+
+/// The MetaMath wording of the shared flags' help (see
+/// [`with_help`](crate::train::job::with_help)).
+pub const HELP: &[(&str, &str)] = &[
+    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K]"),
+    ("data_root", "Folder holding gsm8k/train.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets]"),
+    ("r", "Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features, e.g. 4 on stories260K) [default: 64]"),
+    ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 2·r]"),
+    ("targets", "Target modules: names such as `q_proj,v_proj`, `all`, `default` (PEFT's q_proj,v_proj) or `re:<regex>` over module paths [default: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"),
+    ("batch_size", "Examples per forward/backward pass [default: 4]"),
+    ("lr", "Peak learning rate [default: 2e-5]"),
+    ("schedule", "Learning-rate decay after warm-up [default: cosine]"),
+    ("warmup_ratio", "Share of the optimiser steps used for linear warm-up [default: 0.03]"),
+    ("max_seq_len", "Maximum tokens per sequence, BOS and EOS included [default: 512]"),
+    ("max_train_samples", "Train on at most this many examples, drawn with the seed [default: all]"),
+    ("max_eval_samples", "At most this many held-out examples [default: 256]"),
+    ("out", "Run folder [default: runs/metamath-<method>-r<r>-seed<seed>]"),
+];
 
 /// The configuration of a run: a new one from `defaults`, `--config` and the flags given, or
 /// the saved one of `--resume` with the given flags checked against it.
@@ -379,18 +269,13 @@ pub fn resolve(
     args: &MetamathArgs,
     matches: &ArgMatches,
 ) -> anyhow::Result<MetamathConfig> {
-    let given = given_flags(args, matches)?;
-    config::resolve(
-        defaults,
-        args.config.as_deref(),
-        args.resume.as_deref(),
-        &given,
-    )
+    job::resolve(defaults, args, &args.train, matches)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::config;
     use clap::{CommandFactory, FromArgMatches, Parser};
 
     #[derive(Parser)]

@@ -14,6 +14,9 @@ pub struct LmEvaluation {
 }
 
 impl LmEvaluation {
+    /// The metrics an evaluation reports.
+    pub const KEYS: &'static [&'static str] = &["loss", "perplexity"];
+
     /// An empty evaluation.
     pub fn new() -> Self {
         Self::default()

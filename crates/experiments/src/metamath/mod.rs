@@ -18,7 +18,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 pub use config::{LmMethod, MetamathArgs, MetamathConfig, Precision};
 pub use run::{MetamathJob, MetamathSummary};
 
-use crate::device::run_on;
+use crate::train::job::{self, with_help, RunControl, TrainJob};
 
 const AFTER_HELP: &str = "\
 The defaults are the paper's (MiSS/Bone, arXiv 2409.15371): Bone r=64 on q,k,v,o,gate,up,down,
@@ -47,40 +47,35 @@ pub struct MetamathCli {
 
 /// Entry point of the `metamath` binary.
 pub fn main() -> ExitCode {
-    let matches = MetamathCli::command().get_matches();
+    let matches = with_help(MetamathCli::command(), config::HELP).get_matches();
     let cli = match MetamathCli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     let args = cli.args;
-    let result = config::resolve(MetamathConfig::defaults(), &args, &matches).and_then(|config| {
-        let job = MetamathJob {
-            resume: args.resume.is_some(),
-            display: args.display,
-            stop_after_steps: args.stop_after_steps,
-            config: config.clone(),
-        };
-        run_on(config.device, job)
-    });
-    match result {
-        Ok(summary) => {
-            report(&summary);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+    job::main::<MetamathJob, _>(MetamathConfig::defaults(), &args, &args.train, &matches)
+}
+
+impl TrainJob for MetamathJob {
+    type Config = MetamathConfig;
+
+    fn new(config: MetamathConfig, control: RunControl) -> Self {
+        Self { config, control }
+    }
+
+    fn report(_config: &MetamathConfig, summary: &MetamathSummary) {
+        report(summary);
     }
 }
 
 fn report(s: &MetamathSummary) {
-    if s.interrupted {
+    let run = &s.run;
+    if run.interrupted {
         println!(
             "interrupted after {} of {} steps; continue with: --resume {}",
-            s.steps,
+            run.steps,
             s.total_steps,
-            s.run_dir.display()
+            run.run_dir.display()
         );
         return;
     }
@@ -88,7 +83,7 @@ fn report(s: &MetamathSummary) {
         (Some(a), Some(b)) => format!("train loss {a:.4} → {b:.4}"),
         _ => "no logged training loss".into(),
     };
-    let dev: Vec<String> = s
+    let dev: Vec<String> = run
         .last_dev
         .iter()
         .map(|(k, v)| format!("{k} {v:.4}"))
@@ -97,14 +92,14 @@ fn report(s: &MetamathSummary) {
         "{} finished: {losses}; dev {} · {} steps in {:.1} min · {:.0} tokens/s · peak memory {:.2} GiB · {} {}",
         s.method,
         dev.join(", "),
-        s.steps,
-        s.train_seconds / 60.0,
+        run.steps,
+        run.train_seconds / 60.0,
         s.tokens_per_second,
-        s.peak_memory_bytes as f64 / (1u64 << 30) as f64,
+        run.peak_memory_bytes as f64 / (1u64 << 30) as f64,
         s.backend,
-        s.precision,
+        s.precision.name(),
     );
-    println!("run folder: {}", s.run_dir.display());
+    println!("run folder: {}", run.run_dir.display());
     println!(
         "{}:    {}",
         if s.method == "full" {
@@ -112,6 +107,6 @@ fn report(s: &MetamathSummary) {
         } else {
             "adapter"
         },
-        s.best_dir.display()
+        run.best_dir.display()
     );
 }

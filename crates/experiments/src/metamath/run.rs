@@ -1,6 +1,6 @@
-//! Running a MetaMath fine-tuning job end to end.
+//! Running a MetaMath fine-tuning job end to end: data, model, the run folder, training, the
+//! summary.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -9,25 +9,26 @@ use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::Autodiff;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
-use burn::optim::AdamWConfig;
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{LearningRateMetric, LossMetric};
-use data::batcher::{CausalLmBatcher, CausalLmBatcherConfig, PaddingSide};
+use data::batcher::{CausalLmBatcher, EncodedSequence, PaddingSide};
 use models::targets::{all_block_linears, parse_targets};
-use models::{LlamaConfig, LlamaForCausalLM, LoadOptions, ModelConfig, ModelFamily};
+use models::{LlamaConfig, LlamaForCausalLM, LoadOptions, ModelFamily};
 use serde::Serialize;
 
 use super::config::{LmMethod, MetamathConfig};
-use super::data::{encode, load_examples, split, EncodeReport, LmBatcher};
+use super::data::{encode, load_examples, split, DataSource, EncodeReport, LmBatcher};
+use super::evaluation::LmEvaluation;
 use super::metric::{TokenPerplexityMetric, TokensPerSecondMetric};
 use super::model::CausalLmModel;
 use super::task::{MetamathTrainTask, ADAPTER_NAME};
-use crate::device::BackendJob;
-use crate::glue::run::peak_memory_bytes;
-use crate::train::DisplayChoice;
+use crate::device::{BackendJob, BackendKind};
+use crate::llama::{check_llama_folder, lm_batcher, Precision};
+use crate::train::job::{write_summary, RunControl, RunSummary};
 use crate::train::{
-    launch, with_stable_param_ids, CheckpointStore, Display, MetricGoal, RunDir, SharedOptimizer,
-    TrainTask, Trainer, TrainerOptions, WarmupDecay,
+    check_run_folder, launch, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay,
+    SharedOptimizer, TrainTask, Trainer, TrainerOptions, Training, WarmupDecay,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -36,9 +37,9 @@ pub struct MetamathSummary {
     /// `bone r=64`, `lora r=32 α=64`, `full`.
     pub method: String,
     /// The backend that ran.
-    pub backend: String,
+    pub backend: BackendKind,
     /// Float type of the base weights.
-    pub precision: String,
+    pub precision: Precision,
     /// Whether activations were recomputed in the backward pass.
     pub gradient_checkpointing: bool,
     /// Where the examples came from.
@@ -57,9 +58,7 @@ pub struct MetamathSummary {
     pub dropped: usize,
     /// Examples per optimiser step.
     pub effective_batch: usize,
-    /// Optimiser steps done, and planned.
-    pub steps: usize,
-    /// See `steps`.
+    /// Optimiser steps planned (`run.steps` are done).
     pub total_steps: usize,
     /// The first and the last logged training loss.
     pub first_train_loss: Option<f64>,
@@ -67,33 +66,21 @@ pub struct MetamathSummary {
     pub last_train_loss: Option<f64>,
     /// The best dev loss and the epoch that reached it.
     pub best_dev_loss: Option<(f64, usize)>,
-    /// The dev metrics of the last evaluation (loss, perplexity).
-    pub last_dev: Vec<(String, f64)>,
-    /// Seconds of training (evaluations excluded), this process and earlier ones.
-    pub train_seconds: f64,
     /// Non-padding training tokens per second (from the epoch's token count and the steps
     /// done).
     pub tokens_per_second: f64,
-    /// Peak resident memory of the process, bytes (Linux `VmHWM`; host memory only).
-    pub peak_memory_bytes: u64,
-    /// The run folder.
-    pub run_dir: PathBuf,
-    /// The adapter (PEFT folder) or model (Hugging Face folder) with the best dev loss.
-    pub best_dir: PathBuf,
-    /// Whether training was interrupted before the end.
-    pub interrupted: bool,
+    /// Steps, last dev metrics (loss, perplexity), time, memory and folders (`best_dir`: the
+    /// adapter, PEFT folder, or model, Hugging Face folder, with the best dev loss).
+    #[serde(flatten)]
+    pub run: RunSummary,
 }
 
 /// A MetaMath run on some backend.
 pub struct MetamathJob {
     /// The resolved configuration.
     pub config: MetamathConfig,
-    /// Continue the run in `config.out`.
-    pub resume: bool,
-    /// `--display`.
-    pub display: DisplayChoice,
-    /// `--stop-after-steps`.
-    pub stop_after_steps: Option<usize>,
+    /// `--resume`, `--display`, `--stop-after-steps`.
+    pub control: RunControl,
 }
 
 impl BackendJob for MetamathJob {
@@ -104,7 +91,7 @@ impl BackendJob for MetamathJob {
     fn run<B: AutodiffBackend>(
         self,
         device: B::Device,
-        backend: &'static str,
+        backend: BackendKind,
     ) -> anyhow::Result<MetamathSummary> {
         if self.config.gradient_checkpointing {
             run_metamath::<Autodiff<B::InnerBackend, BalancedCheckpointing>>(self, device, backend)
@@ -114,59 +101,10 @@ impl BackendJob for MetamathJob {
     }
 }
 
-/// Reads `config.json` of `dir` and checks that it is a LLaMA-architecture decoder.
-///
-/// # Errors
-/// A missing folder, an unreadable config, or another architecture, naming the flag.
-pub fn check_llama_folder(dir: &Path, flag: &str) -> anyhow::Result<LlamaConfig> {
-    if !dir.is_dir() {
-        bail!(
-            "{flag} {}: no such folder; expected a Hugging Face LLaMA checkpoint folder \
-             (config.json, model.safetensors or shards, tokenizer.json), e.g. \
-             ../shared/models/stories260K or Llama-2-7b-hf",
-            dir.display()
-        );
-    }
-    let config = ModelConfig::load(dir).with_context(|| format!("{flag} {}", dir.display()))?;
-    match config {
-        ModelConfig::Llama(llama) => Ok(llama),
-        other => bail!(
-            "{flag} {}: config.json describes a {} model ({}), but this needs a LLaMA-architecture \
-             decoder (model_type \"llama\", LlamaForCausalLM)",
-            dir.display(),
-            other.family(),
-            other.architecture().unwrap_or("no architectures field")
-        ),
-    }
-}
-
-/// The causal-LM batcher of a LLaMA checkpoint: its BOS, first EOS and pad ids (pad 0 when it
-/// has none, masked anyway), right padding for training, left for generation.
-///
-/// # Errors
-/// A missing or unreadable `tokenizer.json`, or a `max_len` too short.
-pub fn lm_batcher(
-    model_dir: &Path,
-    llama: &LlamaConfig,
-    max_len: usize,
-    side: PaddingSide,
-) -> anyhow::Result<CausalLmBatcher> {
-    let tokenizer = data::load_tokenizer(&model_dir.join("tokenizer.json"))?;
-    let config = CausalLmBatcherConfig {
-        max_len,
-        pad_id: llama.pad_token_id.unwrap_or(0),
-        bos_id: llama.bos_token_id,
-        eos_id: llama.eos_token_ids().first().copied(),
-        padding_side: side,
-        pad_to_multiple_of: None,
-    };
-    Ok(CausalLmBatcher::new(tokenizer, config)?)
-}
-
 fn run_metamath<B: AutodiffBackend>(
     job: MetamathJob,
     device: B::Device,
-    backend: &str,
+    backend: BackendKind,
 ) -> anyhow::Result<MetamathSummary> {
     let config = &job.config;
     validate(config)?;
@@ -174,9 +112,125 @@ fn run_metamath<B: AutodiffBackend>(
     config.precision.check::<B>(&device, backend)?;
     let out = config.out_dir();
     let fingerprint = crate::train::config::fingerprint(config);
-    check_run_folder(&out, job.resume, &fingerprint)?;
+    check_run_folder(&out, job.control.resume, &fingerprint)?;
+    let mut data = prepare_data(config, &llama)?;
+    let prepared = prepare_model::<B>(config, &device)?;
+    let task = Arc::new(MetamathTrainTask::<B> {
+        train: Arc::new(InMemDataset::new(std::mem::take(&mut data.train))),
+        batcher: LmBatcher::new(data.batcher.clone(), config.batch_size),
+        effective_batch: config.effective_batch(),
+        seed: config.seed,
+        adapter: prepared.adapter,
+        load_options: prepared.load_options,
+        device: device.clone(),
+    });
+    let batches = task.batches_per_epoch();
+    let total_steps = config.epochs * batches;
+    let optimizer = SharedOptimizer::new(
+        AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init::<B, CausalLmModel<B>>(),
+    );
+    let (run, model, state) = Trainer::start(
+        task.as_ref(),
+        config,
+        &out,
+        job.control.resume,
+        prepared.model,
+        &optimizer,
+        total_steps,
+        &device,
+    )?;
+    let scheduler = WarmupDecay::new(
+        config.lr,
+        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
+        total_steps,
+        config.schedule,
+    )
+    .at_step(state.global_step);
+    let display = job.control.display.resolve(config.log_every);
+    println!("data: {}", data.source);
+    if matches!(data.source, DataSource::Gsm8kTrain(_)) {
+        println!(
+            "      (MetaMathQA is not available offline; pass --data MetaMathQA-395K.json for the paper's setup)"
+        );
+    }
+    if let ProgressDisplay::Quiet(_) = display {
+        print_plan(config, &data, total_steps, &prepared.size, backend);
+        println!("run folder: {}", run.root().display());
+    }
+    let valid_loader =
+        DataLoaderBuilder::new(LmBatcher::new(data.batcher.clone(), config.batch_size))
+            .batch_size(config.batch_size)
+            .set_device(device.clone())
+            .build(InMemDataset::new(std::mem::take(&mut data.dev)));
+    let trainer = Trainer::new(
+        Arc::clone(&task),
+        optimizer.clone(),
+        run.clone(),
+        trainer_options(config, &job.control, display)?,
+        state,
+    );
+    let (_model, outcome) = launch(
+        trainer,
+        model,
+        optimizer,
+        scheduler,
+        &run,
+        valid_loader,
+        display,
+        register_metrics,
+    );
+    let (summary, state) = RunSummary::of(outcome, &run)?;
+    let tokens_done =
+        data.train_report.tokens as f64 * state.global_step as f64 / batches.max(1) as f64;
+    let summary = MetamathSummary {
+        method: describe_method(config),
+        backend,
+        precision: config.precision,
+        gradient_checkpointing: config.gradient_checkpointing,
+        data: data.source.to_string(),
+        trainable_params: prepared.size.trainable,
+        total_params: prepared.size.total,
+        train_examples: data.train_report.kept,
+        dev_examples: data.dev_report.kept,
+        truncated: data.train_report.truncated,
+        dropped: data.train_report.dropped + data.dev_report.dropped,
+        effective_batch: config.effective_batch(),
+        total_steps,
+        first_train_loss: state
+            .steps
+            .first()
+            .map(|s| s.loss)
+            .or_else(|| state.history.first().map(|e| e.train_loss)),
+        last_train_loss: state
+            .steps
+            .last()
+            .map(|s| s.loss)
+            .or_else(|| state.history.last().map(|e| e.train_loss)),
+        best_dev_loss: state.best.as_ref().map(|b| (b.value, b.epoch)),
+        tokens_per_second: tokens_done / summary.train_seconds.max(1e-9),
+        run: summary,
+    };
+    write_summary(&run, &summary)?;
+    Ok(summary)
+}
 
-    // Data: rows, held-out split, tokens.
+/// The examples of a run, tokenised: training and held-out sequences and what encoding them
+/// cut or dropped.
+struct PreparedData {
+    source: DataSource,
+    total_rows: usize,
+    batcher: CausalLmBatcher,
+    train: Vec<EncodedSequence>,
+    dev: Vec<EncodedSequence>,
+    train_report: EncodeReport,
+    dev_report: EncodeReport,
+}
+
+/// Reads the rows, holds out the dev split and tokenises both.
+fn prepare_data(config: &MetamathConfig, llama: &LlamaConfig) -> anyhow::Result<PreparedData> {
     let (rows, source) = load_examples(config.data.as_deref(), config.data_root.as_deref())?;
     let total_rows = rows.len();
     let (train_rows, dev_rows) = split(
@@ -186,12 +240,7 @@ fn run_metamath<B: AutodiffBackend>(
         config.max_train_samples,
         config.seed,
     )?;
-    let batcher = lm_batcher(
-        &config.model,
-        &llama,
-        config.max_seq_len,
-        PaddingSide::Right,
-    )?;
+    let batcher = lm_batcher(&config.model, llama, config.max_seq_len, PaddingSide::Right)?;
     let (train, train_report) = encode(&batcher, &train_rows)?;
     let (dev, dev_report) = encode(&batcher, &dev_rows)?;
     if train.is_empty() || dev.is_empty() {
@@ -201,15 +250,42 @@ fn run_metamath<B: AutodiffBackend>(
             if train.is_empty() { "training" } else { "held-out" }
         );
     }
+    Ok(PreparedData {
+        source,
+        total_rows,
+        batcher,
+        train,
+        dev,
+        train_report,
+        dev_report,
+    })
+}
 
-    // Model and adapter.
+/// Trainable and total parameters.
+struct ModelSize {
+    trainable: usize,
+    total: usize,
+}
+
+/// The model a run trains.
+struct PreparedModel<B: AutodiffBackend> {
+    model: CausalLmModel<B>,
+    adapter: Option<AdapterConfig>,
+    load_options: LoadOptions,
+    size: ModelSize,
+}
+
+/// `--model` in `--precision`, with the adapter attached (or every parameter trainable).
+fn prepare_model<B: AutodiffBackend>(
+    config: &MetamathConfig,
+    device: &B::Device,
+) -> anyhow::Result<PreparedModel<B>> {
     let load_options = LoadOptions {
-        dtype: (config.precision != super::config::Precision::F32)
-            .then(|| config.precision.dtype()),
+        dtype: (config.precision != Precision::F32).then(|| config.precision.dtype()),
     };
-    let mut inner = LlamaForCausalLM::<B>::from_pretrained(&config.model, &load_options, &device)
+    let mut inner = LlamaForCausalLM::<B>::from_pretrained(&config.model, &load_options, device)
         .with_context(|| format!("loading --model {}", config.model.display()))?;
-    B::seed(&device, config.seed);
+    B::seed(device, config.seed);
     let adapter = match config.method {
         LmMethod::Full => {
             inner = inner.set_full_finetune(true);
@@ -228,7 +304,7 @@ fn run_metamath<B: AutodiffBackend>(
             let mut adapter_config = AdapterConfig::from_spec(&spec, targets);
             adapter_config.base_model_name_or_path = Some(config.model.display().to_string());
             inner
-                .add_adapter(ADAPTER_NAME, &adapter_config, &device)
+                .add_adapter(ADAPTER_NAME, &adapter_config, device)
                 .with_context(|| {
                     format!(
                         "attaching {} to --targets {}",
@@ -239,207 +315,65 @@ fn run_metamath<B: AutodiffBackend>(
             Some(adapter_config)
         }
     };
-    let total_params = burn::module::Module::num_params(&inner);
-    let trainable_params = inner.trainable_params();
-    let model = with_stable_param_ids(CausalLmModel { inner });
-
-    let task = Arc::new(MetamathTrainTask::<B> {
-        train: Arc::new(InMemDataset::new(train)),
-        batcher: LmBatcher::new(batcher.clone(), config.batch_size),
-        effective_batch: config.effective_batch(),
-        seed: config.seed,
+    let size = ModelSize {
+        trainable: inner.trainable_params(),
+        total: burn::module::Module::num_params(&inner),
+    };
+    Ok(PreparedModel {
+        model: with_stable_param_ids(CausalLmModel { inner }),
         adapter,
         load_options,
-        device: device.clone(),
-    });
-    let batches = task.batches_per_epoch();
-    let total_steps = config.epochs * batches;
-    let optimizer = SharedOptimizer::new(
-        AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init::<B, CausalLmModel<B>>(),
-    );
+        size,
+    })
+}
 
-    // Run folder.
-    let (run, model, state) = Trainer::start(
-        task.as_ref(),
-        config,
-        &out,
-        job.resume,
-        model,
-        &optimizer,
-        total_steps,
-        &device,
-    )?;
-    let scheduler = WarmupDecay::new(
-        config.lr,
-        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
-        total_steps,
-        config.schedule,
-    )
-    .at_step(state.global_step);
-    let display = job.display.resolve(config.log_every);
-    let options = TrainerOptions {
+/// The trainer's options: the dev loss selects the best adapter; no early stopping.
+fn trainer_options(
+    config: &MetamathConfig,
+    control: &RunControl,
+    display: ProgressDisplay,
+) -> anyhow::Result<TrainerOptions> {
+    Ok(TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,
         keep_checkpoints: 2,
         log_every: config.log_every,
         seed: config.seed,
         max_grad_norm: (config.max_grad_norm > 0.0).then_some(config.max_grad_norm),
-        selection_metric: "loss".into(),
+        selection_metric: MetricKey::new("loss", LmEvaluation::KEYS)?,
         selection_goal: MetricGoal::Minimise,
         early_stopping_patience: None,
-        stop_after_steps: job.stop_after_steps,
-        print_summaries: matches!(display, Display::Quiet(_)),
-    };
-    println!("data: {source}");
-    if matches!(source, super::data::DataSource::Gsm8kTrain(_)) {
-        println!(
-            "      (MetaMathQA is not available offline; pass --data MetaMathQA-395K.json for the paper's setup)"
-        );
-    }
-    if let Display::Quiet(_) = display {
-        print_plan(
-            config,
-            total_rows,
-            &train_report,
-            &dev_report,
-            total_steps,
-            trainable_params,
-            total_params,
-            backend,
-        );
-        println!("run folder: {}", run.root().display());
-    }
-
-    let valid_loader = DataLoaderBuilder::new(LmBatcher::new(batcher, config.batch_size))
-        .batch_size(config.batch_size)
-        .set_device(device.clone())
-        .build(InMemDataset::new(dev));
-    let train_loader = task.train_loader(1, 0);
-    let trainer = Trainer::new(
-        Arc::clone(&task),
-        optimizer.clone(),
-        run.clone(),
-        options,
-        state,
-    );
-    let (_model, outcome) = launch(
-        trainer,
-        model,
-        optimizer,
-        scheduler,
-        &run,
-        train_loader,
-        valid_loader,
-        display,
-        |t| {
-            t.metric_train_numeric(LossMetric::new())
-                .metric_valid_numeric(LossMetric::new())
-                .metric_train_numeric(TokenPerplexityMetric::new())
-                .metric_valid_numeric(TokenPerplexityMetric::new())
-                .metric_train_numeric(LearningRateMetric::new())
-                .metric_train_numeric(TokensPerSecondMetric::new())
-        },
-    );
-    if let Some(error) = outcome.error {
-        bail!("{error}");
-    }
-    let state = outcome
-        .state
-        .context("training ended without a final state")?;
-    let train_seconds: f64 =
-        state.history.iter().map(|e| e.train_seconds).sum::<f64>() + state.epoch_seconds;
-    let tokens_done = train_report.tokens as f64 * state.global_step as f64 / batches.max(1) as f64;
-    let summary = MetamathSummary {
-        method: describe_method(config),
-        backend: backend.into(),
-        precision: config.precision.name().into(),
-        gradient_checkpointing: config.gradient_checkpointing,
-        data: source.to_string(),
-        trainable_params,
-        total_params,
-        train_examples: train_report.kept,
-        dev_examples: dev_report.kept,
-        truncated: train_report.truncated,
-        dropped: train_report.dropped + dev_report.dropped,
-        effective_batch: config.effective_batch(),
-        steps: state.global_step,
-        total_steps,
-        first_train_loss: state
-            .steps
-            .first()
-            .map(|s| s.loss)
-            .or_else(|| state.history.first().map(|e| e.train_loss)),
-        last_train_loss: state
-            .steps
-            .last()
-            .map(|s| s.loss)
-            .or_else(|| state.history.last().map(|e| e.train_loss)),
-        best_dev_loss: state.best.as_ref().map(|b| (b.value, b.epoch)),
-        last_dev: state
-            .history
-            .last()
-            .map(|e| e.dev.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default(),
-        train_seconds,
-        tokens_per_second: tokens_done / train_seconds.max(1e-9),
-        peak_memory_bytes: peak_memory_bytes(),
-        run_dir: run.root().to_path_buf(),
-        best_dir: run.best(),
-        interrupted: outcome.interrupted,
-    };
-    bone_module::fs::write_atomic(
-        &run.root().join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    Ok(summary)
+        stop_after_steps: control.stop_after_steps,
+        print_summaries: matches!(display, ProgressDisplay::Quiet(_)),
+    })
 }
 
-/// Fails before any data is read when `--out` already holds a run (without `--resume`), or
-/// when `--resume` names a folder with no checkpoint or one of other settings.
-fn check_run_folder(out: &Path, resume: bool, fingerprint: &str) -> anyhow::Result<()> {
-    if !resume {
-        if out.join("config.toml").exists() {
-            bail!(
-                "{} already holds a run; pass `--resume {}` to continue it, or choose another `--out`",
-                out.display(),
-                out.display()
-            );
-        }
-        return Ok(());
-    }
-    let run = RunDir::open(out)?;
-    let latest = CheckpointStore::new(run.checkpoints(), 1).latest()?;
-    match latest {
-        None => bail!(
-            "--resume {}: the run has no checkpoint yet (nothing to resume; start it again without --resume)",
-            out.display()
-        ),
-        Some((path, state)) if state.fingerprint != fingerprint => bail!(
-            "--resume {}: checkpoint {} was written by a run with other settings (fingerprint {} ≠ {}); \
-             the flags must match the run's config.toml",
-            out.display(),
-            path.display(),
-            state.fingerprint,
-            fingerprint
-        ),
-        Some(_) => Ok(()),
-    }
+/// The dashboard's metrics: loss and perplexity, learning rate, tokens per second.
+fn register_metrics<B, O>(
+    training: Training<B, CausalLmModel<B>, O>,
+) -> Training<B, CausalLmModel<B>, O>
+where
+    B: AutodiffBackend,
+    O: Optimizer<CausalLmModel<B>, B> + 'static,
+{
+    training
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(TokenPerplexityMetric::new())
+        .metric_valid_numeric(TokenPerplexityMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(TokensPerSecondMetric::new())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn print_plan(
     config: &MetamathConfig,
-    total_rows: usize,
-    train: &EncodeReport,
-    dev: &EncodeReport,
+    data: &PreparedData,
     total_steps: usize,
-    trainable: usize,
-    total: usize,
-    backend: &str,
+    size: &ModelSize,
+    backend: BackendKind,
 ) {
+    let (train, dev) = (&data.train_report, &data.dev_report);
+    let (trainable, total, total_rows) = (size.trainable, size.total, data.total_rows);
     println!(
         "{} · {} train / {} held-out of {total_rows} examples ({} truncated to {} tokens, {} dropped) · \
          {total_steps} steps of {} × {} = {} · {trainable} trainable of {total} parameters ({:.3} %) · \

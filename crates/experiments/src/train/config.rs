@@ -26,6 +26,9 @@ pub trait RunConfig: Serialize + DeserializeOwned + Clone {
 
     /// Sets the run folder.
     fn set_out(&mut self, out: PathBuf);
+
+    /// The backend the run asks for.
+    fn device(&self) -> crate::device::DeviceChoice;
 }
 
 /// A digest of the settings that determine the trained weights.

@@ -21,9 +21,9 @@ pub type Training<B, M, O> = SupervisedTraining<
     burn::train::LearningComponentsMarker<B, WarmupDecay, M, SharedOptimizer<O>>,
 >;
 
-/// Where progress goes.
+/// Where progress goes (named so as not to shadow `std::fmt::Display`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
+pub enum ProgressDisplay {
     /// burn-train's TUI dashboard (needs a terminal).
     Dashboard,
     /// One line every this many steps.
@@ -44,16 +44,16 @@ pub enum DisplayChoice {
 
 impl DisplayChoice {
     /// The display to use, printing plain lines every `log_every` steps.
-    pub fn resolve(self, log_every: usize) -> Display {
+    pub fn resolve(self, log_every: usize) -> ProgressDisplay {
         match self {
-            Self::Auto => Display::auto(log_every),
-            Self::Tui => Display::Dashboard,
-            Self::Plain => Display::Quiet(log_every),
+            Self::Auto => ProgressDisplay::auto(log_every),
+            Self::Tui => ProgressDisplay::Dashboard,
+            Self::Plain => ProgressDisplay::Quiet(log_every),
         }
     }
 }
 
-impl Display {
+impl ProgressDisplay {
     /// The dashboard on a terminal, quiet lines every `every` steps otherwise.
     pub fn auto(every: usize) -> Self {
         if std::io::stdout().is_terminal() {
@@ -64,8 +64,9 @@ impl Display {
     }
 }
 
-/// Runs `trainer` through burn-train's supervised training: `register` adds the dashboard
-/// metrics; `display` chooses the TUI or quiet lines. Returns the trained model (inference
+/// Runs `trainer` through burn-train's supervised training on the task's training batches and
+/// `dataloader_valid`: `register` adds the dashboard metrics; `display` chooses the TUI or
+/// quiet lines. Returns the trained model (inference
 /// form) and the outcome.
 #[allow(clippy::too_many_arguments)]
 pub fn launch<B, M, O, T>(
@@ -74,11 +75,10 @@ pub fn launch<B, M, O, T>(
     optimizer: SharedOptimizer<O>,
     scheduler: WarmupDecay,
     run: &RunDir,
-    dataloader_train: Arc<dyn DataLoader<B, <M as TrainStep>::Input>>,
     dataloader_valid: Arc<
         dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>,
     >,
-    display: Display,
+    display: ProgressDisplay,
     register: impl FnOnce(Training<B, M, O>) -> Training<B, M, O>,
 ) -> (M::InnerModule, Outcome)
 where
@@ -90,13 +90,14 @@ where
 {
     let outcome = trainer.outcome();
     let epochs = trainer.options().epochs;
+    let dataloader_train = trainer.first_loader();
     let training = SupervisedTraining::new(run.root(), dataloader_train, dataloader_valid)
         .with_training_strategy(TrainingStrategy::Custom(Arc::new(trainer)))
         .num_epochs(epochs);
     let training = register(training);
     let training = match display {
-        Display::Dashboard => training.summary(),
-        Display::Quiet(every) => training.renderer(QuietRenderer::new(every)),
+        ProgressDisplay::Dashboard => training.summary(),
+        ProgressDisplay::Quiet(every) => training.renderer(QuietRenderer::new(every)),
     };
     let result = training.launch(Learner::new(model, optimizer, scheduler));
     let outcome = outcome.lock().unwrap_or_else(|p| p.into_inner()).clone();

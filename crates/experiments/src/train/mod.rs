@@ -5,15 +5,19 @@
 //! one that checkpoints only what training changes (adapters, heads, optimiser state) every N
 //! steps, atomically, resumes mid-epoch exactly where it stopped, stops on a non-finite loss
 //! without losing the last good checkpoint, clips the global gradient norm, evaluates with
-//! task metrics and keeps the best adapter.
+//! task metrics and keeps the best adapter. [`job`] is the scaffold of the training binaries
+//! (shared flags, entry point, summaries).
 
 mod checkpoint;
 pub mod config;
+mod epoch;
+pub mod job;
 mod launch;
 mod optim;
 mod parallel;
 mod renderer;
 mod report;
+mod resume;
 mod run_dir;
 mod schedule;
 mod state;
@@ -21,13 +25,14 @@ mod task;
 mod trainer;
 
 pub use checkpoint::{CheckpointStore, OPTIMIZER_FILE, STATE_FILE, TRAINABLE_DIR};
-pub use launch::{launch, Display, DisplayChoice, Training};
+pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use parallel::{default_step_threads, keep_products_on_step_threads, parallel_step, PartRows};
 pub use renderer::QuietRenderer;
 pub use report::{write_metrics, write_plot};
+pub use resume::{check_run_folder, resumable_checkpoint};
 pub use run_dir::RunDir;
 pub use schedule::{DecayKind, WarmupDecay};
 pub use state::{Best, EpochRecord, StepRecord, TrainerState};
-pub use task::{Evaluation, MetricGoal, TrainTask};
+pub use task::{Evaluation, MetricGoal, MetricKey, TrainTask};
 pub use trainer::{Outcome, Trainer, TrainerOptions};

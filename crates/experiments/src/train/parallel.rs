@@ -13,12 +13,15 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
+use crate::device::BackendKind;
+
 /// How many threads a training step uses on a backend: the available cores on Burn's CPU
 /// backends (NdArray, Flex), one elsewhere (a GPU runs a whole batch at once).
-pub fn default_step_threads(backend: &str) -> usize {
-    match backend {
-        "ndarray" | "flex" => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _ => 1,
+pub fn default_step_threads(backend: BackendKind) -> usize {
+    if backend.is_cpu() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
     }
 }
 
@@ -27,8 +30,10 @@ pub fn default_step_threads(backend: &str) -> usize {
 /// core (SST-2 on 2 cores: 0.36 s/step with its pool, 0.29 s without). Sets
 /// `MATMUL_NUM_THREADS=1` unless the user set it; call before the first product, while the
 /// process has a single thread.
-pub fn keep_products_on_step_threads(backend: &str, step_threads: usize) {
-    if backend == "ndarray" && step_threads > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none()
+pub fn keep_products_on_step_threads(backend: BackendKind, step_threads: usize) {
+    if backend == BackendKind::Ndarray
+        && step_threads > 1
+        && std::env::var_os("MATMUL_NUM_THREADS").is_none()
     {
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+/// The resolved configuration's file in a run folder.
+const CONFIG_FILE: &str = "config.toml";
+
 /// Paths inside a run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -26,19 +29,28 @@ impl RunDir {
     /// # Errors
     /// The folder holds a previous run, or cannot be created.
     pub fn create(root: &Path) -> anyhow::Result<Self> {
+        Self::check_new(root)?;
         let run = Self {
             root: root.to_path_buf(),
         };
-        if run.config_path().exists() {
+        std::fs::create_dir_all(run.checkpoints())
+            .with_context(|| format!("creating run folder {}", root.display()))?;
+        Ok(run)
+    }
+
+    /// Fails when `root` already holds a run (a new run must not overwrite it).
+    ///
+    /// # Errors
+    /// `root/config.toml` exists; the message suggests `--resume`.
+    pub fn check_new(root: &Path) -> anyhow::Result<()> {
+        if root.join(CONFIG_FILE).exists() {
             bail!(
                 "{} already holds a run; pass `--resume {}` to continue it, or choose another `--out`",
                 root.display(),
                 root.display()
             );
         }
-        std::fs::create_dir_all(run.checkpoints())
-            .with_context(|| format!("creating run folder {}", root.display()))?;
-        Ok(run)
+        Ok(())
     }
 
     /// Opens the folder of an earlier run.
@@ -68,7 +80,7 @@ impl RunDir {
 
     /// `config.toml`.
     pub fn config_path(&self) -> PathBuf {
-        self.root.join("config.toml")
+        self.root.join(CONFIG_FILE)
     }
 
     /// `metrics.json`.

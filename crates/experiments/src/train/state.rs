@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::task::MetricKey;
+
 /// One epoch's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -39,8 +41,8 @@ pub struct StepRecord {
 /// The best evaluation so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Best {
-    /// The selection metric's name.
-    pub metric: String,
+    /// The selection metric.
+    pub metric: MetricKey,
     /// Its value.
     pub value: f64,
     /// The epoch that reached it.

@@ -29,6 +29,46 @@ impl MetricGoal {
     }
 }
 
+/// The dev metric that selects the best adapter: one of the keys the task's evaluation
+/// reports (`accuracy`, `matthews`, `pearson`, `loss`, …), checked when it is made.
+/// Serialised as the bare key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricKey(String);
+
+impl MetricKey {
+    /// `name` when it is one of `valid` (the keys the evaluation reports).
+    ///
+    /// # Errors
+    /// An unknown key, naming the valid ones.
+    pub fn new(name: &str, valid: &[&str]) -> anyhow::Result<Self> {
+        if valid.contains(&name) {
+            Ok(Self(name.to_string()))
+        } else {
+            anyhow::bail!(
+                "selection metric `{name}`: unknown; the evaluation reports {}",
+                valid.join(", ")
+            )
+        }
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// This metric's value among an evaluation's results, if it has one.
+    pub fn value_in(&self, metrics: &[(String, f64)]) -> Option<f64> {
+        metrics.iter().find(|(k, _)| *k == self.0).map(|(_, v)| *v)
+    }
+}
+
+impl std::fmt::Display for MetricKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Accumulates evaluation outputs over the dev set and turns them into named metrics.
 pub trait Evaluation<O>: Send {
     /// Takes one batch's output.

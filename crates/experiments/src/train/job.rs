@@ -1,0 +1,268 @@
+//! The scaffold of the training binaries (`glue`, `glue-sst2`, `metamath`): the flags every
+//! job has, the entry point (flags → configuration → backend → report), and the part of the
+//! summary every run reports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{ArgMatches, Args, Command};
+use serde::Serialize;
+
+use super::config::{self, given_flags, RunConfig};
+use super::launch::DisplayChoice;
+use super::run_dir::RunDir;
+use super::schedule::DecayKind;
+use super::state::TrainerState;
+use super::trainer::Outcome;
+use crate::device::{run_on, BackendJob, DeviceChoice};
+
+/// The flags every training job has; a job's own flags struct flattens it (for clap and, so
+/// the TOML keys stay flat, for serde). Each overrides the TOML file and the defaults. Where
+/// the help depends on the job (its defaults), the job sets it with [`with_help`].
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct TrainArgs {
+    /// TOML file with any of the keys below (flags given on the command line win).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Continue the interrupted run in this folder from its last checkpoint (flags given must
+    /// match the run's config.toml).
+    #[arg(long, value_name = "RUN_DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// Hugging Face checkpoint folder of the base model.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Folder holding the datasets [default: $BONE_DATA_ROOT, else ../shared/datasets].
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Rank (Bone, LoRA) or block size (Bat).
+    #[arg(long)]
+    pub r: Option<usize>,
+    /// LoRA α; the update is scaled by α/r.
+    #[arg(long)]
+    pub lora_alpha: Option<f64>,
+    /// Target modules: names or `re:<regex>` over module paths.
+    #[arg(long)]
+    pub targets: Option<String>,
+    /// Epochs [default: 1].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate decay after warm-up.
+    #[arg(long, value_enum)]
+    pub schedule: Option<DecayKind>,
+    /// Share of the steps used for linear warm-up.
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    /// AdamW weight decay [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Global gradient-norm clipping, 0 to disable [default: 1].
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Maximum tokens per sequence.
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Train on this many examples drawn at random with the seed.
+    #[arg(long)]
+    pub max_train_samples: Option<usize>,
+    /// Evaluate on at most this many examples.
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
+    /// Seed [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Checkpoint every N optimiser steps, 0 for epoch ends only [default: 200].
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Log the training loss every N optimiser steps [default: 10].
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    /// Backend to run on [default: the first compiled of cuda, wgpu, ndarray].
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+    /// Progress display: the TUI dashboard (needs a terminal), plain lines, or auto.
+    #[arg(long, value_enum, default_value = "auto")]
+    #[serde(skip)]
+    pub display: DisplayChoice,
+    /// Stop after N optimiser steps as an interruption would (checkpoint first); for testing
+    /// `--resume`.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub stop_after_steps: Option<usize>,
+}
+
+impl TrainArgs {
+    /// How the run is driven (not part of its configuration).
+    pub fn control(&self) -> RunControl {
+        RunControl {
+            resume: self.resume.is_some(),
+            display: self.display,
+            stop_after_steps: self.stop_after_steps,
+        }
+    }
+}
+
+/// `command` with the help of the arguments named in `help` (ids: the flags' field names)
+/// replaced: a job's own wording and defaults for the shared flags of [`TrainArgs`].
+///
+/// # Panics
+/// An id that is not an argument of `command` (a programming error the help tests catch).
+pub fn with_help(command: Command, help: &[(&'static str, &'static str)]) -> Command {
+    help.iter().fold(command, |command, &(id, text)| {
+        command.mut_arg(id, |arg| arg.help(text).long_help(None::<&str>))
+    })
+}
+
+/// How a run is driven: the flags that are not part of its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunControl {
+    /// Continue the run in the configuration's run folder.
+    pub resume: bool,
+    /// `--display`.
+    pub display: DisplayChoice,
+    /// `--stop-after-steps`.
+    pub stop_after_steps: Option<usize>,
+}
+
+/// A training job the scaffold runs.
+pub trait TrainJob: BackendJob + Sized {
+    /// Its configuration.
+    type Config: RunConfig;
+    /// The job of a resolved configuration.
+    fn new(config: Self::Config, control: RunControl) -> Self;
+    /// Prints the final lines of a successful run.
+    fn report(config: &Self::Config, output: &Self::Output);
+}
+
+/// The configuration of a run: a new one from `defaults`, `--config` and the flags given
+/// (`args`, the job's flags struct that flattens `train`), or the saved one of `--resume`
+/// with the given flags checked against it.
+///
+/// # Errors
+/// Invalid files, unknown keys, or (on resume) flags that differ from the saved run.
+pub fn resolve<C: RunConfig, A: Serialize>(
+    defaults: C,
+    args: &A,
+    train: &TrainArgs,
+    matches: &ArgMatches,
+) -> anyhow::Result<C> {
+    let given = given_flags(args, matches)?;
+    config::resolve(
+        defaults,
+        train.config.as_deref(),
+        train.resume.as_deref(),
+        &given,
+    )
+}
+
+/// The entry point of a training binary, once its flags are parsed: resolves the
+/// configuration, runs the job on the chosen backend and reports; an error is printed as
+/// `error: …` with exit code 1.
+pub fn main<J: TrainJob, A: Serialize>(
+    defaults: J::Config,
+    args: &A,
+    train: &TrainArgs,
+    matches: &ArgMatches,
+) -> ExitCode {
+    let result = resolve(defaults, args, train, matches).and_then(|config| {
+        let job = J::new(config.clone(), train.control());
+        run_on(config.device(), job).map(|output| (config, output))
+    });
+    match result {
+        Ok((config, output)) => {
+            J::report(&config, &output);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What every run reports in its `summary.json` (flattened into the job's summary).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Optimiser steps done.
+    pub steps: usize,
+    /// The dev metrics of the last evaluation.
+    pub last_dev: Vec<(String, f64)>,
+    /// Seconds of training (evaluations excluded), this process and earlier ones.
+    pub train_seconds: f64,
+    /// Peak resident memory of the process, bytes (Linux `VmHWM`, host memory only; 0
+    /// elsewhere).
+    pub peak_memory_bytes: u64,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The best adapter (PEFT folder), head or model.
+    pub best_dir: PathBuf,
+    /// Whether training was interrupted before the end.
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    /// The summary of a run that returned `outcome`, and its final state.
+    ///
+    /// # Errors
+    /// The run failed (a non-finite loss, a checkpoint that could not be written): its
+    /// message.
+    pub fn of(outcome: Outcome, run: &RunDir) -> anyhow::Result<(Self, TrainerState)> {
+        if let Some(error) = outcome.error {
+            anyhow::bail!("{error}");
+        }
+        let state = outcome
+            .state
+            .context("training ended without a final state")?;
+        let summary = Self {
+            steps: state.global_step,
+            last_dev: state
+                .history
+                .last()
+                .map(|e| e.dev.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default(),
+            train_seconds: state.history.iter().map(|e| e.train_seconds).sum::<f64>()
+                + state.epoch_seconds,
+            peak_memory_bytes: peak_memory_bytes(),
+            run_dir: run.root().to_path_buf(),
+            best_dir: run.best(),
+            interrupted: outcome.interrupted,
+        };
+        Ok((summary, state))
+    }
+}
+
+/// Writes `summary` as `<run>/summary.json`, atomically.
+///
+/// # Errors
+/// An I/O error.
+pub fn write_summary<S: Serialize>(run: &RunDir, summary: &S) -> anyhow::Result<()> {
+    bone_module::fs::write_atomic(
+        &run.root().join("summary.json"),
+        serde_json::to_string_pretty(summary)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Peak resident set size of this process (`VmHWM`), in bytes; 0 where unknown.
+pub fn peak_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
