@@ -9,7 +9,7 @@ use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::ShuffledDataset;
 use burn::data::dataset::{Dataset, InMemDataset};
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric};
 use data::batcher::{ClassificationBatcher, ClassificationBatcherConfig};
@@ -24,11 +24,10 @@ use super::evaluation::GlueEvaluation;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::{BackendJob, BackendKind};
-use crate::train::job::{write_summary, RunControl, RunSummary};
+use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
-    default_step_threads, keep_products_on_step_threads, launch, with_stable_param_ids, MetricGoal,
-    MetricKey, ProgressDisplay, SharedOptimizer, TrainTask, Trainer, TrainerOptions, Training,
-    WarmupDecay,
+    default_step_threads, keep_products_on_step_threads, with_stable_param_ids, MetricGoal,
+    MetricKey, ProgressDisplay, RunDir, TrainerOptions, Training,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -100,10 +99,11 @@ fn run_glue<B: AutodiffBackend>(
     let (train, dev) = load_examples(config)?;
     let prepared = prepare_model::<B>(config, step_threads, &device)?;
     let batcher = batcher(config, prepared.model.inner.encoder.config().pad_id())?;
+    let train_encoded = batcher.encode_all(&train)?;
     let dev_encoded = batcher.encode_all(&dev)?;
     let task_data = Arc::new(GlueTrainTask::<B> {
         task,
-        train: Arc::new(InMemDataset::new(batcher.encode_all(&train)?)),
+        train: Arc::new(InMemDataset::new(train_encoded)),
         batcher: batcher.clone(),
         batch_size: config.batch_size,
         seed: config.seed,
@@ -112,78 +112,56 @@ fn run_glue<B: AutodiffBackend>(
         device: device.clone(),
         step_threads,
     });
-    let total_steps = config.epochs * task_data.batches_per_epoch();
-    let optimizer = SharedOptimizer::new(
-        AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init::<B, GlueModel<B>>(),
-    );
-    let (run, model, state) = Trainer::start(
-        task_data.as_ref(),
-        config,
-        &config.out_dir(),
-        job.control.resume,
-        prepared.model,
-        &optimizer,
-        total_steps,
-        &device,
-    )?;
-    let scheduler = WarmupDecay::new(
-        config.lr,
-        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
-        total_steps,
-        config.schedule,
-    )
-    .at_step(state.global_step);
-    let display = job.control.display.resolve(config.log_every);
-    let options = trainer_options(config, &job.control, display)?;
-    if let ProgressDisplay::Quiet(_) = display {
-        println!(
-            "{} · {} · {} train / {} dev examples · {} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {} step thread{}",
-            task.name(),
-            describe_method(config),
-            task_data.train.len(),
-            dev.len(),
-            total_steps,
-            config.batch_size,
-            prepared.trainable_params,
-            prepared.total_params,
-            100.0 * prepared.trainable_params as f64 / prepared.total_params.max(1) as f64,
-            step_threads,
-            if step_threads == 1 { "" } else { "s" },
-        );
-        println!("run folder: {}", run.root().display());
-    }
     let valid_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.batch_size.max(32))
         .set_device(device.clone())
         .build(InMemDataset::new(dev_encoded));
-    let trainer = Trainer::new(
-        Arc::clone(&task_data),
-        optimizer.clone(),
-        run.clone(),
-        options,
-        state,
-    );
-    let (_model, outcome) = launch(
-        trainer,
-        model,
-        optimizer,
-        scheduler,
-        &run,
+    let spec = RunSpec {
+        config,
+        out: config.out_dir(),
+        control: job.control,
+        schedule: Schedule {
+            lr: config.lr,
+            warmup_ratio: config.warmup_ratio,
+            decay: config.schedule,
+            weight_decay: config.weight_decay,
+        },
+        options: trainer_options(config)?,
+        log_every: config.log_every,
+    };
+    let train_examples = task_data.train.len();
+    let plan = |run: &RunDir, display: ProgressDisplay, total_steps: usize| {
+        if let ProgressDisplay::Quiet(_) = display {
+            println!(
+                "{} · {} · {train_examples} train / {} dev examples · {total_steps} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {step_threads} step thread{}",
+                task.name(),
+                describe_method(config),
+                dev.len(),
+                config.batch_size,
+                prepared.trainable_params,
+                prepared.total_params,
+                100.0 * prepared.trainable_params as f64 / prepared.total_params.max(1) as f64,
+                if step_threads == 1 { "" } else { "s" },
+            );
+            println!("run folder: {}", run.root().display());
+        }
+    };
+    let (run, summary, state) = fit(
+        spec,
+        task_data,
+        prepared.model,
         valid_loader,
-        display,
+        &device,
+        plan,
         |t| register_metrics(t, task),
-    );
-    let (summary, state) = RunSummary::of(outcome, &run)?;
+    )?;
     let summary = GlueSummary {
         task: task.name().into(),
         method: describe_method(config),
         backend,
         trainable_params: prepared.trainable_params,
         total_params: prepared.total_params,
-        train_examples: task_data.train.len(),
+        train_examples,
         dev_examples: dev.len(),
         best_metric: state.best.map(|b| (b.metric, b.value, b.epoch)),
         seconds_per_step: summary.train_seconds / summary.steps.max(1) as f64,
@@ -290,11 +268,7 @@ fn batcher(config: &GlueConfig, pad_id: u32) -> anyhow::Result<ClassificationBat
 }
 
 /// The trainer's options: the task's main metric selects the best adapter.
-fn trainer_options(
-    config: &GlueConfig,
-    control: &RunControl,
-    display: ProgressDisplay,
-) -> anyhow::Result<TrainerOptions> {
+fn trainer_options(config: &GlueConfig) -> anyhow::Result<TrainerOptions> {
     let keys = GlueEvaluation::keys(config.task);
     let main_metric = keys.first().copied().unwrap_or("loss");
     Ok(TrainerOptions {
@@ -307,8 +281,8 @@ fn trainer_options(
         selection_metric: MetricKey::new(main_metric, &keys)?,
         selection_goal: MetricGoal::Maximise,
         early_stopping_patience: config.early_stopping_patience,
-        stop_after_steps: control.stop_after_steps,
-        print_summaries: matches!(display, ProgressDisplay::Quiet(_)),
+        stop_after_steps: None,
+        print_summaries: false,
     })
 }
 

@@ -9,7 +9,7 @@ use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::Autodiff;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use data::batcher::{CausalLmBatcher, EncodedSequence, PaddingSide};
@@ -25,10 +25,10 @@ use super::model::CausalLmModel;
 use super::task::{MetamathTrainTask, ADAPTER_NAME};
 use crate::device::{BackendJob, BackendKind};
 use crate::llama::{check_llama_folder, lm_batcher, Precision};
-use crate::train::job::{write_summary, RunControl, RunSummary};
+use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
-    check_run_folder, launch, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay,
-    SharedOptimizer, TrainTask, Trainer, TrainerOptions, Training, WarmupDecay,
+    check_run_folder, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay, RunDir,
+    TrainTask, TrainerOptions, Training,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -125,64 +125,45 @@ fn run_metamath<B: AutodiffBackend>(
         device: device.clone(),
     });
     let batches = task.batches_per_epoch();
-    let total_steps = config.epochs * batches;
-    let optimizer = SharedOptimizer::new(
-        AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init::<B, CausalLmModel<B>>(),
-    );
-    let (run, model, state) = Trainer::start(
-        task.as_ref(),
-        config,
-        &out,
-        job.control.resume,
-        prepared.model,
-        &optimizer,
-        total_steps,
-        &device,
-    )?;
-    let scheduler = WarmupDecay::new(
-        config.lr,
-        WarmupDecay::warmup_from_ratio(config.warmup_ratio, total_steps),
-        total_steps,
-        config.schedule,
-    )
-    .at_step(state.global_step);
-    let display = job.control.display.resolve(config.log_every);
-    println!("data: {}", data.source);
-    if matches!(data.source, DataSource::Gsm8kTrain(_)) {
-        println!(
-            "      (MetaMathQA is not available offline; pass --data MetaMathQA-395K.json for the paper's setup)"
-        );
-    }
-    if let ProgressDisplay::Quiet(_) = display {
-        print_plan(config, &data, total_steps, &prepared.size, backend);
-        println!("run folder: {}", run.root().display());
-    }
     let valid_loader =
         DataLoaderBuilder::new(LmBatcher::new(data.batcher.clone(), config.batch_size))
             .batch_size(config.batch_size)
             .set_device(device.clone())
             .build(InMemDataset::new(std::mem::take(&mut data.dev)));
-    let trainer = Trainer::new(
-        Arc::clone(&task),
-        optimizer.clone(),
-        run.clone(),
-        trainer_options(config, &job.control, display)?,
-        state,
-    );
-    let (_model, outcome) = launch(
-        trainer,
-        model,
-        optimizer,
-        scheduler,
-        &run,
+    let spec = RunSpec {
+        config,
+        out,
+        control: job.control,
+        schedule: Schedule {
+            lr: config.lr,
+            warmup_ratio: config.warmup_ratio,
+            decay: config.schedule,
+            weight_decay: config.weight_decay,
+        },
+        options: trainer_options(config)?,
+        log_every: config.log_every,
+    };
+    let plan = |run: &RunDir, display: ProgressDisplay, total_steps: usize| {
+        println!("data: {}", data.source);
+        if matches!(data.source, DataSource::Gsm8kTrain(_)) {
+            println!(
+                "      (MetaMathQA is not available offline; pass --data MetaMathQA-395K.json for the paper's setup)"
+            );
+        }
+        if let ProgressDisplay::Quiet(_) = display {
+            print_plan(config, &data, total_steps, &prepared.size, backend);
+            println!("run folder: {}", run.root().display());
+        }
+    };
+    let (run, summary, state) = fit(
+        spec,
+        task,
+        prepared.model,
         valid_loader,
-        display,
+        &device,
+        plan,
         register_metrics,
-    );
-    let (summary, state) = RunSummary::of(outcome, &run)?;
+    )?;
     let tokens_done =
         data.train_report.tokens as f64 * state.global_step as f64 / batches.max(1) as f64;
     let summary = MetamathSummary {
@@ -198,7 +179,7 @@ fn run_metamath<B: AutodiffBackend>(
         truncated: data.train_report.truncated,
         dropped: data.train_report.dropped + data.dev_report.dropped,
         effective_batch: config.effective_batch(),
-        total_steps,
+        total_steps: config.epochs * batches,
         first_train_loss: state
             .steps
             .first()
@@ -328,11 +309,7 @@ fn prepare_model<B: AutodiffBackend>(
 }
 
 /// The trainer's options: the dev loss selects the best adapter; no early stopping.
-fn trainer_options(
-    config: &MetamathConfig,
-    control: &RunControl,
-    display: ProgressDisplay,
-) -> anyhow::Result<TrainerOptions> {
+fn trainer_options(config: &MetamathConfig) -> anyhow::Result<TrainerOptions> {
     Ok(TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,
@@ -343,8 +320,8 @@ fn trainer_options(
         selection_metric: MetricKey::new("loss", LmEvaluation::KEYS)?,
         selection_goal: MetricGoal::Minimise,
         early_stopping_patience: None,
-        stop_after_steps: control.stop_after_steps,
-        print_summaries: matches!(display, ProgressDisplay::Quiet(_)),
+        stop_after_steps: None,
+        print_summaries: false,
     })
 }
 

@@ -4,17 +4,26 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig};
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{InferenceStep, TrainStep, ValidLoader};
 use clap::{ArgMatches, Args, Command};
 use serde::Serialize;
 
 use super::config::{self, given_flags, RunConfig};
-use super::launch::DisplayChoice;
+use super::epoch::Components;
+use super::launch::{launch, DisplayChoice, ProgressDisplay, Training};
+use super::optim::SharedOptimizer;
 use super::run_dir::RunDir;
-use super::schedule::DecayKind;
+use super::schedule::{DecayKind, WarmupDecay};
 use super::state::TrainerState;
-use super::trainer::Outcome;
+use super::task::TrainTask;
+use super::trainer::{Outcome, Trainer, TrainerOptions};
 use crate::device::{run_on, BackendJob, DeviceChoice};
 
 /// The flags every training job has; a job's own flags struct flattens it (for clap and, so
@@ -189,6 +198,103 @@ pub fn main<J: TrainJob, A: Serialize>(
             ExitCode::from(1)
         }
     }
+}
+
+/// The AdamW optimiser every job trains with.
+pub type JobOptimizer<B, M> = OptimizerAdaptor<AdamW, M, B>;
+
+/// How a job trains, apart from its model and data.
+pub struct RunSpec<'a, C> {
+    /// The resolved configuration (saved as `config.toml`, fingerprinted for `--resume`).
+    pub config: &'a C,
+    /// The run folder.
+    pub out: PathBuf,
+    /// `--resume`, `--display`, `--stop-after-steps`.
+    pub control: RunControl,
+    /// Peak learning rate, warm-up share and decay, and AdamW's weight decay.
+    pub schedule: Schedule,
+    /// The trainer's options; `stop_after_steps` and `print_summaries` are set from
+    /// `control`.
+    pub options: TrainerOptions,
+    /// `--log-every`: quiet progress lines every this many steps.
+    pub log_every: usize,
+}
+
+/// The learning-rate schedule and the optimiser's weight decay.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Share of the steps spent warming up.
+    pub warmup_ratio: f64,
+    /// Decay after warm-up.
+    pub decay: DecayKind,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+/// Trains `model` on `task` as `spec` says, evaluating on `valid`: opens the run folder
+/// ([`Trainer::start`]: new, or resumed from its checkpoint), calls `plan` with the folder,
+/// the display and the run's total steps (the job prints what it will do), runs burn-train
+/// with the metrics `register` adds, and returns the folder, the summary and the final state.
+///
+/// # Errors
+/// The run folder's checks, or a failed run (a non-finite loss, a checkpoint that could not
+/// be written).
+pub fn fit<B, M, T, C>(
+    spec: RunSpec<'_, C>,
+    task: Arc<T>,
+    model: M,
+    valid: ValidLoader<Components<B, M, JobOptimizer<B, M>>>,
+    device: &B::Device,
+    plan: impl FnOnce(&RunDir, ProgressDisplay, usize),
+    register: impl FnOnce(Training<B, M, JobOptimizer<B, M>>) -> Training<B, M, JobOptimizer<B, M>>,
+) -> anyhow::Result<(RunDir, RunSummary, TrainerState)>
+where
+    B: AutodiffBackend,
+    M: TrainStep + AutodiffModule<B> + core::fmt::Display + 'static,
+    M::InnerModule: InferenceStep,
+    T: TrainTask<B, M>,
+    C: RunConfig,
+{
+    let total_steps = spec.options.epochs * task.batches_per_epoch();
+    let optimizer = SharedOptimizer::new(
+        AdamWConfig::new()
+            .with_weight_decay(spec.schedule.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init::<B, M>(),
+    );
+    let (run, model, state) = Trainer::start(
+        task.as_ref(),
+        spec.config,
+        &spec.out,
+        spec.control.resume,
+        model,
+        &optimizer,
+        total_steps,
+        device,
+    )?;
+    let schedule = spec.schedule;
+    let scheduler = WarmupDecay::new(
+        schedule.lr,
+        WarmupDecay::warmup_from_ratio(schedule.warmup_ratio, total_steps),
+        total_steps,
+        schedule.decay,
+    )
+    .at_step(state.global_step);
+    let display = spec.control.display.resolve(spec.log_every);
+    let options = TrainerOptions {
+        stop_after_steps: spec.control.stop_after_steps,
+        print_summaries: matches!(display, ProgressDisplay::Quiet(_)),
+        ..spec.options
+    };
+    plan(&run, display, total_steps);
+    let trainer = Trainer::new(task, optimizer.clone(), run.clone(), options, state);
+    let (_model, outcome) = launch(
+        trainer, model, optimizer, scheduler, &run, valid, display, register,
+    );
+    let (summary, state) = RunSummary::of(outcome, &run)?;
+    Ok((run, summary, state))
 }
 
 /// What every run reports in its `summary.json` (flattened into the job's summary).
