@@ -80,8 +80,13 @@ impl BackendJob for GlueJob {
 struct Prepared<B: AutodiffBackend> {
     model: GlueModel<B>,
     adapter: Option<AdapterConfig>,
-    trainable_params: usize,
-    total_params: usize,
+    size: ModelSize,
+}
+
+/// Trainable and total parameters.
+struct ModelSize {
+    trainable: usize,
+    total: usize,
 }
 
 fn run_glue<B: AutodiffBackend>(
@@ -132,16 +137,14 @@ fn run_glue<B: AutodiffBackend>(
     let train_examples = task_data.train.len();
     let plan = |run: &RunDir, display: ProgressDisplay, total_steps: usize| {
         if let ProgressDisplay::Quiet(_) = display {
-            println!(
-                "{} · {} · {train_examples} train / {} dev examples · {total_steps} steps of batch {} · {} trainable of {} parameters ({:.2} %) · {backend} · {step_threads} step thread{}",
-                task.name(),
-                describe_method(config),
+            print_plan(
+                config,
+                &prepared.size,
+                train_examples,
                 dev.len(),
-                config.batch_size,
-                prepared.trainable_params,
-                prepared.total_params,
-                100.0 * prepared.trainable_params as f64 / prepared.total_params.max(1) as f64,
-                if step_threads == 1 { "" } else { "s" },
+                total_steps,
+                backend,
+                step_threads,
             );
             println!("run folder: {}", run.root().display());
         }
@@ -159,8 +162,8 @@ fn run_glue<B: AutodiffBackend>(
         task: task.name().into(),
         method: describe_method(config),
         backend,
-        trainable_params: prepared.trainable_params,
-        total_params: prepared.total_params,
+        trainable_params: prepared.size.trainable,
+        total_params: prepared.size.total,
         train_examples,
         dev_examples: dev.len(),
         best_metric: state.best.map(|b| (b.metric, b.value, b.epoch)),
@@ -169,6 +172,27 @@ fn run_glue<B: AutodiffBackend>(
     };
     write_summary(&run, &summary)?;
     Ok(summary)
+}
+
+/// The line a quiet run starts with: task, method, data, steps, parameters, backend.
+fn print_plan(
+    config: &GlueConfig,
+    size: &ModelSize,
+    train_examples: usize,
+    dev_examples: usize,
+    total_steps: usize,
+    backend: BackendKind,
+    step_threads: usize,
+) {
+    let (trainable, total) = (size.trainable, size.total);
+    println!(
+        "{} · {} · {train_examples} train / {dev_examples} dev examples · {total_steps} steps of batch {} · {trainable} trainable of {total} parameters ({:.2} %) · {backend} · {step_threads} step thread{}",
+        config.task.name(),
+        describe_method(config),
+        config.batch_size,
+        100.0 * trainable as f64 / total.max(1) as f64,
+        if step_threads == 1 { "" } else { "s" },
+    );
 }
 
 /// The training examples (a random subset of `max_train_samples`, drawn with the seed: the
@@ -243,8 +267,10 @@ fn prepare_model<B: AutodiffBackend>(
         None
     };
     Ok(Prepared {
-        total_params: burn::module::Module::num_params(&inner),
-        trainable_params: inner.trainable_params(),
+        size: ModelSize {
+            trainable: inner.trainable_params(),
+            total: burn::module::Module::num_params(&inner),
+        },
         model: with_stable_param_ids(GlueModel {
             inner,
             step_threads,

@@ -28,7 +28,7 @@ use crate::llama::{check_llama_folder, lm_batcher, Precision};
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
     check_run_folder, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay, RunDir,
-    TrainTask, TrainerOptions, Training,
+    TrainTask, TrainerOptions, TrainerState, Training,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -73,6 +73,50 @@ pub struct MetamathSummary {
     /// adapter, PEFT folder, or model, Hugging Face folder, with the best dev loss).
     #[serde(flatten)]
     pub run: RunSummary,
+}
+
+impl MetamathSummary {
+    /// The summary of a run of `config` on `data` that ended in `state`.
+    fn new(
+        config: &MetamathConfig,
+        data: &PreparedData,
+        size: &ModelSize,
+        backend: BackendKind,
+        batches: usize,
+        run: RunSummary,
+        state: &TrainerState,
+    ) -> Self {
+        let tokens_done =
+            data.train_report.tokens as f64 * state.global_step as f64 / batches.max(1) as f64;
+        Self {
+            method: describe_method(config),
+            backend,
+            precision: config.precision,
+            gradient_checkpointing: config.gradient_checkpointing,
+            data: data.source.to_string(),
+            trainable_params: size.trainable,
+            total_params: size.total,
+            train_examples: data.train_report.kept,
+            dev_examples: data.dev_report.kept,
+            truncated: data.train_report.truncated,
+            dropped: data.train_report.dropped + data.dev_report.dropped,
+            effective_batch: config.effective_batch(),
+            total_steps: config.epochs * batches,
+            first_train_loss: state
+                .steps
+                .first()
+                .map(|s| s.loss)
+                .or_else(|| state.history.first().map(|e| e.train_loss)),
+            last_train_loss: state
+                .steps
+                .last()
+                .map(|s| s.loss)
+                .or_else(|| state.history.last().map(|e| e.train_loss)),
+            best_dev_loss: state.best.as_ref().map(|b| (b.value, b.epoch)),
+            tokens_per_second: tokens_done / run.train_seconds.max(1e-9),
+            run,
+        }
+    }
 }
 
 /// A MetaMath run on some backend.
@@ -164,36 +208,15 @@ fn run_metamath<B: AutodiffBackend>(
         plan,
         register_metrics,
     )?;
-    let tokens_done =
-        data.train_report.tokens as f64 * state.global_step as f64 / batches.max(1) as f64;
-    let summary = MetamathSummary {
-        method: describe_method(config),
+    let summary = MetamathSummary::new(
+        config,
+        &data,
+        &prepared.size,
         backend,
-        precision: config.precision,
-        gradient_checkpointing: config.gradient_checkpointing,
-        data: data.source.to_string(),
-        trainable_params: prepared.size.trainable,
-        total_params: prepared.size.total,
-        train_examples: data.train_report.kept,
-        dev_examples: data.dev_report.kept,
-        truncated: data.train_report.truncated,
-        dropped: data.train_report.dropped + data.dev_report.dropped,
-        effective_batch: config.effective_batch(),
-        total_steps: config.epochs * batches,
-        first_train_loss: state
-            .steps
-            .first()
-            .map(|s| s.loss)
-            .or_else(|| state.history.first().map(|e| e.train_loss)),
-        last_train_loss: state
-            .steps
-            .last()
-            .map(|s| s.loss)
-            .or_else(|| state.history.last().map(|e| e.train_loss)),
-        best_dev_loss: state.best.as_ref().map(|b| (b.value, b.epoch)),
-        tokens_per_second: tokens_done / summary.train_seconds.max(1e-9),
-        run: summary,
-    };
+        batches,
+        summary,
+        &state,
+    );
     write_summary(&run, &summary)?;
     Ok(summary)
 }
