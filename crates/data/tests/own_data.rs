@@ -474,6 +474,45 @@ fn chatml_two_assistant_turns_token_by_token() {
 }
 
 #[test]
+fn masks_follow_byte_offsets_through_non_ascii_text() {
+    // Multi-byte text before and inside the answers (byte-fallback tokens for the emoji): the
+    // target tokens must still be exactly the answers and their <|im_end|>.
+    let template = ChatTemplate::new(CHATML, "<s>", "</s>", "test ChatML").expect("compiles");
+    let encoder =
+        SftEncoder::new(stories(), Some(template), SftEncoderConfig::default()).expect("encoder");
+    let answers = ["Café — ünïcode 🙂", "Ja, grüß dich."];
+    let conv = chat(&[
+        (Role::User, "Grüße 🙂 aus Köln"),
+        (Role::Assistant, answers[0]),
+        (Role::User, "Noch einmal?"),
+        (Role::Assistant, answers[1]),
+    ]);
+    let enc = encoder.encode_sample(&conv).expect("encode");
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    let mut prev_target = false;
+    for (&id, &label) in enc.input_ids.iter().zip(&enc.labels) {
+        let target = label != IGNORE_INDEX;
+        if target && !prev_target {
+            runs.push(Vec::new());
+        }
+        if target {
+            runs.last_mut().expect("run").push(id);
+        }
+        prev_target = target;
+    }
+    let tok = stories();
+    let decoded: Vec<String> = runs
+        .iter()
+        .map(|ids| tok.decode(ids, false).expect("decode"))
+        .collect();
+    assert_eq!(
+        decoded,
+        answers.map(|a| format!("{a}<|im_end|>")),
+        "target runs decode to the answers"
+    );
+}
+
+#[test]
 fn smollm2_template_renders_the_golden_chat_text() {
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(common::shared().join("golden/MANIFEST_FAMILIES.json")).expect("manifest"),
@@ -498,9 +537,11 @@ fn smollm2_template_renders_the_golden_chat_text() {
     let conv = Conversation::single_turn(user[0].content.clone(), answer);
     let rendered = template.render_with_targets(&conv).expect("render");
     assert_eq!(rendered.text, format!("{golden}{answer}<|im_end|>\n"));
+    let start = golden.len();
+    assert_eq!(rendered.targets, vec![start..start + answer.len() + 10]);
     assert_eq!(
-        rendered.targets,
-        [golden.len()..golden.len() + answer.len() + 10]
+        &rendered.text[rendered.targets[0].clone()],
+        "The capital of France is Paris.<|im_end|>"
     );
 }
 

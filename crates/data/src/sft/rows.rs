@@ -16,14 +16,21 @@ pub(crate) fn keys_of(row: &Row) -> Vec<String> {
     keys
 }
 
-/// Reads `row` (field map already applied) as `format`; `detected` names where an `Auto`
-/// format was decided, for messages.
+/// Reads `row` (field map already applied) as `format` (`Auto`: detected from this row);
+/// `origin` says where the file's format was decided, for messages.
 pub(crate) fn parse_row(
     mut row: Row,
     format: SftFormat,
     fields: &FieldMap,
     origin: &str,
 ) -> RowResult<Sample> {
+    let format = match format {
+        SftFormat::Auto => SftFormat::detect(&row).ok_or_else(|| RowIssue::UnknownShape {
+            found: keys_of(&row),
+            expected: SftFormat::describe_all(),
+        })?,
+        concrete => concrete,
+    };
     if let Some(missing) = format
         .required_keys()
         .iter()
@@ -36,8 +43,8 @@ pub(crate) fn parse_row(
         });
     }
     match format {
-        SftFormat::Auto => unreachable!("the loader resolves Auto before parsing rows"),
-        SftFormat::Alpaca => {
+        // (Auto was resolved above.)
+        SftFormat::Alpaca | SftFormat::Auto => {
             let instruction = take_string(&mut row, "instruction")?;
             let input = match row.remove("input") {
                 None | Some(Value::Null) => String::new(),
