@@ -6,6 +6,8 @@ mod common;
 
 use std::collections::HashSet;
 
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use burn_ndarray::NdArray;
 
@@ -930,4 +932,25 @@ fn packed_batches_from_chat_records() {
     assert_eq!(labels[0][a], IGNORE_INDEX);
     assert_eq!(labels[0][a + 1..], encoded[1].labels[1..]);
     assert_eq!(labels[0][..a], encoded[0].labels[..]);
+
+    // Through Burn's data loader, one row per batch.
+    let loader = DataLoaderBuilder::<B, _, _>::new(packer.clone())
+        .batch_size(1)
+        .build(InMemDataset::new(packed.rows.clone()));
+    let got: Vec<Vec<Vec<i64>>> = loader.iter().map(|b| rows(b.input_ids)).collect();
+    let want: Vec<Vec<Vec<i64>>> = packed
+        .rows
+        .iter()
+        .map(|r| vec![r.input_ids.iter().map(|&t| t as i64).collect()])
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn encoders_and_packers_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<SftEncoder>();
+    send_sync::<ChatTemplate>();
+    send_sync::<PackedBatcher>();
+    send_sync::<SftRecord>();
 }
