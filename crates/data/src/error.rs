@@ -196,6 +196,28 @@ pub enum DataError {
     /// A metric could not be computed.
     #[error(transparent)]
     Metric(#[from] MetricError),
+
+    /// A chat template does not compile, raised an exception, or cannot be used for loss
+    /// masks.
+    #[error("chat template ({origin}): {reason}")]
+    ChatTemplate {
+        /// Where the template came from (a file, or `given`).
+        origin: String,
+        /// What went wrong (a template's own `raise_exception` message verbatim).
+        reason: String,
+    },
+
+    /// Encoding one example failed; names the file and line the example was read from.
+    #[error("{path}:{line}: {source}")]
+    Example {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the example's row.
+        line: usize,
+        /// What went wrong.
+        #[source]
+        source: Box<DataError>,
+    },
 }
 
 /// What is wrong with one row; carried by [`DataError::BadRow`] and by
@@ -253,6 +275,31 @@ pub enum RowIssue {
     InvalidUtf8 {
         /// 0-based byte offset of the first invalid byte within the line.
         byte: usize,
+    },
+    /// A fine-tuning row whose keys fit none of the known shapes.
+    #[error(
+        "no known row shape fits keys [{}]; expected {expected} (rename columns with a field \
+         map such as `instruction=question,output=answer`)",
+        join_quoted(found)
+    )]
+    UnknownShape {
+        /// The row's keys.
+        found: Vec<String>,
+        /// The shapes and their required keys.
+        expected: String,
+    },
+    /// A fine-tuning row that does not fit the shape of its file.
+    #[error(
+        "row does not fit the {format} shape: {reason}; keys found [{}]",
+        join_quoted(found)
+    )]
+    WrongShape {
+        /// The file's shape (and where it was detected).
+        format: String,
+        /// What is missing.
+        reason: String,
+        /// The row's keys.
+        found: Vec<String>,
     },
 }
 

@@ -7,8 +7,10 @@
 //! - [`gsm8k`]: GSM8K JSONL, final answers, and [`gsm8k::extract_predicted_answer`].
 //! - [`metamath`]: MetaMathQA JSON, and GSM8K rendered in its shape.
 //! - [`prompt`]: the Alpaca template and prompt/response pairs.
-//! - [`batcher`]: [`batcher::ClassificationBatcher`] and [`batcher::CausalLmBatcher`],
-//!   Burn `Batcher`s producing padded `[batch, seq]` tensors.
+//! - [`sft`]: fine-tuning on your own data: Alpaca, chat, ShareGPT, prompt/completion, text
+//!   and MetaMathQA files, eval splits, chat templates and loss masks.
+//! - [`batcher`]: [`batcher::ClassificationBatcher`], [`batcher::CausalLmBatcher`] and
+//!   [`batcher::PackedBatcher`], Burn `Batcher`s producing `[batch, seq]` tensors.
 //! - [`metrics`]: accuracy, F1, Matthews, Pearson, Spearman, GSM8K exact match.
 //!
 //! Loaders never panic on bad input: a malformed row is a [`DataError::BadRow`] naming file,
@@ -28,6 +30,7 @@ pub mod metamath;
 pub mod metrics;
 pub mod paths;
 pub mod prompt;
+pub mod sft;
 mod tokenizer;
 
 pub use error::{DataError, Result, RowIssue};

@@ -2,7 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
 use crate::error::{DataError, Result, RowIssue};
+use crate::json::{into_object, parse_object};
 
 /// Options for every loader in this crate.
 ///
@@ -213,6 +217,66 @@ pub(crate) fn lines(
             });
             (n, line)
         })
+}
+
+/// The file as UTF-8 without a byte-order mark; invalid UTF-8 is a bad row at its line.
+pub(crate) fn decode<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let bad = e.valid_up_to();
+        let line_start = bytes[..bad]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        DataError::BadRow {
+            path: path.to_path_buf(),
+            line: bytes[..bad].iter().filter(|&&b| b == b'\n').count() + 1,
+            issue: Box::new(RowIssue::InvalidUtf8 {
+                byte: bad - line_start,
+            }),
+        }
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Calls `row(line, object)` for every row of a JSON array (`[` first) or JSON Lines file,
+/// until it returns `Ok(false)`.
+pub(crate) fn for_each_row(
+    path: &Path,
+    text: &str,
+    mut row: impl FnMut(usize, std::result::Result<Map<String, Value>, RowIssue>) -> Result<bool>,
+) -> Result<()> {
+    if text.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| DataError::Json {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        for raw in items {
+            let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+            let line = text.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            let obj = serde_json::from_str(raw.get())
+                .map_err(|e| RowIssue::InvalidJson {
+                    column: e.column(),
+                    message: e.to_string(),
+                })
+                .and_then(into_object);
+            if !row(line, obj)? {
+                break;
+            }
+        }
+    } else {
+        for (line, row_text) in lines(text.as_bytes()) {
+            if !row(line, row_text.and_then(parse_object))? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

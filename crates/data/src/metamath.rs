@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use serde_json::value::RawValue;
-
 use crate::error::{DataError, Result, RowIssue};
 use crate::gsm8k::{extract_predicted_answer, Gsm8kExample};
-use crate::json::{into_object, parse_object, take_string};
-use crate::load::{lines, read_bytes, ExampleSet, LoadOptions, RowSink};
+use crate::json::take_string;
+use crate::load::{decode, for_each_row, read_bytes, ExampleSet, LoadOptions, RowSink};
 use crate::paths::DataRoot;
 
 /// The six real MetaMathQA rows available offline, relative to the data root.
@@ -90,23 +88,8 @@ pub fn load_metamathqa_file(path: &Path, opts: &LoadOptions) -> Result<MathQaDat
     let bytes = read_bytes(path)?;
     let expected =
         "a JSON array of {\"query\", \"response\", \"type\", \"original_question\"} objects";
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let bad = e.valid_up_to();
-        let line_start = bytes[..bad]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        DataError::BadRow {
-            path: path.to_path_buf(),
-            line: bytes[..bad].iter().filter(|&&b| b == b'\n').count() + 1,
-            issue: Box::new(RowIssue::InvalidUtf8 {
-                byte: bad - line_start,
-            }),
-        }
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
+    let text = decode(path, &bytes)?;
+    if text.trim_start().is_empty() {
         return Err(DataError::EmptyFile {
             path: path.to_path_buf(),
             detail: "the file is empty".into(),
@@ -114,43 +97,13 @@ pub fn load_metamathqa_file(path: &Path, opts: &LoadOptions) -> Result<MathQaDat
         });
     }
     let mut sink = RowSink::new(path, opts);
-    if trimmed.starts_with('[') {
-        let rows: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| DataError::Json {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        for raw in rows {
-            if sink.full() {
-                break;
-            }
-            let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-            let line = text.as_bytes()[..offset]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            let row = serde_json::from_str(raw.get())
-                .map_err(|e| RowIssue::InvalidJson {
-                    column: e.column(),
-                    message: e.to_string(),
-                })
-                .and_then(into_object)
-                .and_then(|obj| parse_row(obj, line));
-            sink.push(line, row)?;
+    for_each_row(path, text, |line, row| {
+        if sink.full() {
+            return Ok(false);
         }
-    } else {
-        for (line, row_text) in lines(text.as_bytes()) {
-            if sink.full() {
-                break;
-            }
-            let row = row_text
-                .and_then(parse_object)
-                .and_then(|obj| parse_row(obj, line));
-            sink.push(line, row)?;
-        }
-    }
+        sink.push(line, row.and_then(|obj| parse_row(obj, line)))?;
+        Ok(true)
+    })?;
     let (examples, report) = sink.finish(expected)?;
     log::info!(
         "loaded MetaMathQA {}: {} rows",

@@ -31,12 +31,16 @@
 
 mod causal_lm;
 mod classification;
+mod packing;
 
 pub use causal_lm::{
     CausalLmBatch, CausalLmBatcher, CausalLmBatcherConfig, EncodedSequence, IGNORE_INDEX,
 };
 pub use classification::{
     ClassificationBatch, ClassificationBatcher, ClassificationBatcherConfig, EncodedPair,
+};
+pub use packing::{
+    Packed, PackedBatch, PackedBatcher, PackedRow, PackingConfig, PackingReport, PackingStrategy,
 };
 
 use crate::error::{DataError, Result};
