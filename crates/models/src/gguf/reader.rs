@@ -335,9 +335,11 @@ fn parse(bytes: &[u8]) -> std::result::Result<Parsed, String> {
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(MetaValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "metadata key `general.alignment`: expected a power of two (UINT32), found {other:?}"
-        )),
+        ))
+        }
     };
     let mut infos = Vec::new();
     for i in 0..n_tensors {
