@@ -165,7 +165,7 @@ fn chat_logits_argmax_and_greedy_answer_match_transformers() {
     assert_eq!(argmax, ids(&g["chat_argmax"]));
 
     let out = model
-        .generate(&[chat.clone()], &GenerationConfig::greedy(24))
+        .generate(std::slice::from_ref(&chat), &GenerationConfig::greedy(24))
         .unwrap();
     assert_eq!(out.sequences[0], ids(&g["generated_ids"]));
     let tok = Tokenizer::from_pretrained(smollm_gguf()).unwrap();
@@ -339,12 +339,12 @@ fn write_gguf(kv: &[(&str, V)], tensors: &[Tensor]) -> Vec<u8> {
         out.extend(t.ty.to_le_bytes());
         out.extend(t.offset.unwrap_or(offset).to_le_bytes());
         data.extend(&t.data);
-        while data.len() % 32 != 0 {
+        while !data.len().is_multiple_of(32) {
             data.push(0);
         }
         offset = data.len() as u64;
     }
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     out.extend(data);

@@ -420,7 +420,7 @@ impl RawInfo {
                 )
             })?;
         let inner = self.dims.first().copied().unwrap_or(1);
-        if inner % ggml_type.block_values() as u64 != 0 {
+        if !inner.is_multiple_of(ggml_type.block_values() as u64) {
             return Err(format!(
                 "tensor `{name}`: rows of {inner} values are not a whole number of {} blocks of {}",
                 ggml_type.name(),
@@ -430,7 +430,7 @@ impl RawInfo {
         let size = ggml_type
             .bytes_of(count as usize)
             .expect("checked: whole blocks") as u64;
-        if self.offset % alignment != 0 {
+        if !self.offset.is_multiple_of(alignment) {
             return Err(format!(
                 "tensor `{name}`: data offset {} is not a multiple of the alignment {alignment}",
                 self.offset
