@@ -60,7 +60,9 @@ fn assert_close(what: &str, ours: &[f32], golden: &[f32]) {
 #[test]
 fn help_texts() {
     let top = ok(&["--help"]);
-    for cmd in ["forward", "generate", "merge", "inspect", "convert", "--device"] {
+    for cmd in [
+        "forward", "generate", "merge", "inspect", "convert", "--device",
+    ] {
         assert!(top.contains(cmd), "{top}");
     }
     assert!(ok(&["forward", "--help"]).contains("--ids <ID,ID,...>"));

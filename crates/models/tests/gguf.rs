@@ -265,6 +265,10 @@ enum V {
     Str(String),
     /// An array of strings.
     Strs(Vec<String>),
+    /// An array of UINT32.
+    U32s(Vec<u32>),
+    /// An array of FLOAT32.
+    F32s(Vec<f32>),
     /// Raw bytes after the type tag (for lying lengths).
     Raw(u32, Vec<u8>),
 }
@@ -321,6 +325,18 @@ fn write_gguf(kv: &[(&str, V)], tensors: &[Tensor]) -> Vec<u8> {
                 for s in items {
                     put_str(&mut out, s);
                 }
+            }
+            V::U32s(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(4u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                items.iter().for_each(|v| out.extend(v.to_le_bytes()));
+            }
+            V::F32s(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(6u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                items.iter().for_each(|v| out.extend(v.to_le_bytes()));
             }
             V::Raw(ty, bytes) => {
                 out.extend(ty.to_le_bytes());
@@ -636,4 +652,45 @@ fn string_and_array_lengths_beyond_the_file_are_refused() {
         err.contains("not a GGUF file: expected the magic bytes \"GGUF\", found \"GGML\""),
         "{err}"
     );
+}
+
+#[test]
+fn a_sentencepiece_tokenizer_merges_by_score_with_byte_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = ["<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab", "<0x21>"];
+    let mut kv: Vec<_> = tiny_kv()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("tokenizer."))
+        .collect();
+    kv.extend([
+        ("tokenizer.ggml.model", V::Str("llama".into())),
+        (
+            "tokenizer.ggml.tokens",
+            V::Strs(tokens.iter().map(|t| t.to_string()).collect()),
+        ),
+        // No merges: rebuilt from the scores, "▁a" (-1) before "ab" (-2).
+        (
+            "tokenizer.ggml.scores",
+            V::F32s(vec![0.0, 0.0, 0.0, -5.0, -3.0, -4.0, -1.0, -2.0, 0.0]),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            V::U32s(vec![2, 3, 3, 1, 1, 1, 1, 1, 6]),
+        ),
+        ("tokenizer.ggml.unknown_token_id", V::U32(0)),
+        ("tokenizer.ggml.bos_token_id", V::U32(1)),
+        ("tokenizer.ggml.eos_token_id", V::U32(2)),
+    ]);
+    let path = write(dir.path(), "spm.gguf", &write_gguf(&kv, &tiny_tensors()));
+    let tok = Tokenizer::from_pretrained(&path).unwrap();
+    // "ab a" → "▁ab▁a": "▁ a" merges first, so "a b" never meets; BOS by default.
+    assert_eq!(tok.encode("ab a", true).unwrap(), vec![1, 6, 5, 6]);
+    assert_eq!(tok.encode("ab a", false).unwrap(), vec![6, 5, 6]);
+    assert_eq!(tok.encode("!", false).unwrap(), vec![3, 8], "byte fallback");
+    assert_eq!(tok.decode(&[1, 6, 5, 6], true).unwrap(), "ab a");
+    assert_eq!(tok.decode(&[3, 8], true).unwrap(), "!");
+    assert_eq!(tok.special_tokens().bos, Some(1));
+    let gg = GgufTokenizer::open(&path).unwrap();
+    assert!(gg.add_bos_token && !gg.add_eos_token && gg.chat_template.is_none());
+    assert_eq!(gg.tokenizer_config(None)["bos_token"], "<s>");
 }
