@@ -238,6 +238,27 @@ fn converted_folder_loads_with_the_same_logits_and_tokens() {
 }
 
 #[test]
+fn save_pretrained_asks_for_a_conversion_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "tiny.gguf",
+        &write_gguf(&tiny_kv(), &tiny_tensors()),
+    );
+    let err = models::export::save_pretrained(&load(&path), &dir.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "it was loaded from the GGUF file {}, not a checkpoint folder",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
 fn a_folder_with_one_gguf_file_is_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("model.gguf");
