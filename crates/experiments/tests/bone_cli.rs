@@ -60,7 +60,9 @@ fn assert_close(what: &str, ours: &[f32], golden: &[f32]) {
 #[test]
 fn help_texts() {
     let top = ok(&["--help"]);
-    for cmd in ["forward", "generate", "merge", "inspect", "--device"] {
+    for cmd in [
+        "forward", "generate", "merge", "inspect", "convert", "--device",
+    ] {
         assert!(top.contains(cmd), "{top}");
     }
     assert!(ok(&["forward", "--help"]).contains("--ids <ID,ID,...>"));
@@ -496,4 +498,67 @@ fn errors_name_the_problem() {
         1,
     );
     assert!(err.contains("/no/adapter"), "{err}");
+}
+
+#[test]
+fn gguf_model_runs_and_converts() {
+    let gguf = shared().join("models/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let g = golden("smollm2_gguf_forward");
+    let ids = ids_arg(&g["chat_ids"]);
+    let dir = tempfile::tempdir().unwrap();
+    let last8 = |file: &Path| -> Vec<f32> {
+        let logits = f32s(&read_safetensors(file).unwrap()["logits"]);
+        logits[logits.len() - 8 * 49152..].to_vec()
+    };
+    let from_gguf = dir.path().join("gguf.safetensors");
+    ok(&[
+        "forward",
+        "--model",
+        s(&gguf),
+        "--ids",
+        &ids,
+        "--out",
+        s(&from_gguf),
+    ]);
+    assert_close(
+        "GGUF chat logits",
+        &last8(&from_gguf),
+        &f32s(&g["chat_logits_last8"]),
+    );
+
+    let hf = dir.path().join("hf");
+    let stdout = ok(&[
+        "convert",
+        "--gguf",
+        s(&gguf),
+        "--out",
+        s(&hf),
+        "--dtype",
+        "f32",
+    ]);
+    assert!(stdout.contains("(272 tensors, F32)"), "{stdout}");
+    let from_hf = dir.path().join("hf.safetensors");
+    ok(&[
+        "forward",
+        "--model",
+        s(&hf),
+        "--ids",
+        &ids,
+        "--out",
+        s(&from_hf),
+    ]);
+    assert_eq!(last8(&from_hf), last8(&from_gguf));
+    let err = fails(&["convert", "--gguf", s(&gguf), "--out", s(&hf)], 1);
+    assert!(err.contains("already holds files; pass --force"), "{err}");
+    let err = fails(
+        &[
+            "convert",
+            "--gguf",
+            s(&stories()),
+            "--out",
+            s(&dir.path().join("x")),
+        ],
+        1,
+    );
+    assert!(err.contains("expected a .gguf file"), "{err}");
 }

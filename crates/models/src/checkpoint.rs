@@ -111,6 +111,8 @@ pub struct Checkpoint {
     names: BTreeMap<String, usize>,
     /// Whether the weights came as shards with an index file.
     sharded: bool,
+    /// The GGUF file the tensors are read from instead of `shards` (see [`crate::gguf`]).
+    gguf: Option<crate::gguf::GgufWeights>,
 }
 
 impl Checkpoint {
@@ -122,6 +124,9 @@ impl Checkpoint {
     /// unsupported `model_type` or invalid config field, or a weight file the safetensors
     /// parser rejects; each names the path.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        if let Some(file) = crate::gguf::locate(dir.as_ref(), CONFIG_FILE)? {
+            return Self::from_gguf(crate::gguf::GgufWeights::open(file)?);
+        }
         let dir = dir.as_ref().to_path_buf();
         let config = read_config(&dir)?;
         // The configuration is checked before the weights are looked for.
@@ -158,6 +163,26 @@ impl Checkpoint {
             shards,
             names,
             sharded,
+            gguf: None,
+        })
+    }
+
+    /// A checkpoint read from a GGUF model: the `config.json` its metadata implies, tensors
+    /// under Hugging Face names, decoded to F32; [`dir`](Self::dir) is the `.gguf` file.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn from_gguf(weights: crate::gguf::GgufWeights) -> Result<Self> {
+        let config = weights.config().clone();
+        let model_config = ModelConfig::from_value(&config, weights.path())?;
+        Ok(Self {
+            dir: weights.path().to_path_buf(),
+            config,
+            model_config,
+            shards: Vec::new(),
+            names: weights.names().map(|n| (n.to_string(), 0)).collect(),
+            sharded: false,
+            gguf: Some(weights),
         })
     }
 
@@ -193,6 +218,12 @@ impl Checkpoint {
 
     /// The weight files, in index order, with the names of the tensors each holds (sorted).
     pub fn files(&self) -> Vec<(PathBuf, Vec<String>)> {
+        if let Some(g) = &self.gguf {
+            return vec![(
+                g.path().to_path_buf(),
+                g.names().map(String::from).collect(),
+            )];
+        }
         let mut files: Vec<(PathBuf, Vec<String>)> = self
             .shards
             .iter()
@@ -206,6 +237,9 @@ impl Checkpoint {
 
     /// Dtype, shape and file of tensor `name`.
     pub fn info(&self, name: &str) -> Option<TensorInfo> {
+        if let Some(g) = &self.gguf {
+            return g.tensor_info(name);
+        }
         let shard = &self.shards[*self.names.get(name)?];
         let info = shard.metadata.info(name)?;
         Some(TensorInfo {
@@ -220,6 +254,9 @@ impl Checkpoint {
     /// # Errors
     /// A missing tensor (naming the folder), or a dtype Burn cannot hold.
     pub fn read(&self, name: &str) -> Result<TensorData> {
+        if let Some(g) = &self.gguf {
+            return g.read(name)?.ok_or_else(|| self.missing(name.to_string()));
+        }
         let index = *self
             .names
             .get(name)

@@ -107,6 +107,16 @@ pub enum ModelError {
         message: String,
     },
 
+    /// A GGUF file that cannot be read: a bad header, a length or offset beyond the file, an
+    /// unsupported tensor type or architecture, a missing or mistyped metadata key.
+    #[error("{}: {message}", file.display())]
+    Gguf {
+        /// The GGUF file.
+        file: PathBuf,
+        /// What is wrong, naming the key or tensor and what was expected.
+        message: String,
+    },
+
     /// `tokenizer.json` could not be loaded, or encoding/decoding failed.
     #[error("{}: {message}", file.display())]
     Tokenizer {

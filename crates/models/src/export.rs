@@ -72,6 +72,16 @@ pub fn save_pretrained<M: HfExport + ?Sized>(model: &M, out_dir: &Path) -> Resul
             "it was not loaded from a checkpoint folder, so there is no config to save",
         )
     })?;
+    if source_dir.is_file() {
+        return Err(ModelError::invalid(
+            "model",
+            format!(
+                "it was loaded from the GGUF file {}, not a checkpoint folder; convert the file \
+                 first (models::gguf::convert::convert, `bone convert`) and load that folder",
+                source_dir.display()
+            ),
+        ));
+    }
     if same_dir(source_dir, out_dir) {
         return Err(ModelError::invalid(
             "output folder",

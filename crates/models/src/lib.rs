@@ -14,6 +14,7 @@
 //! - [`targets`]: PEFT's default `target_modules` per family and "all block linears".
 //! - [`auto`]: [`AutoModel`], any supported checkpoint behind one type.
 //! - [`export`]: Hugging Face state dicts and checkpoint folders (e.g. after merging).
+//! - [`gguf`]: llama.cpp GGUF files (quantised) as checkpoints, tokenizers and HF folders.
 //!
 //! Every model implements [`bone_module::AdapterHost`]: adapters are added, loaded, saved,
 //! merged and switched with [`bone_module::AdapterHostExt`] and [`bone_module::peft`], and
@@ -64,6 +65,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod export;
+pub mod gguf;
 pub mod llama;
 pub mod nn;
 pub mod targets;

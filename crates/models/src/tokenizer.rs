@@ -47,6 +47,9 @@ impl Tokenizer {
     /// A missing or unparsable file, naming it.
     pub fn from_pretrained(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(file) = crate::gguf::locate(path, TOKENIZER_FILE)? {
+            return Ok(crate::gguf::GgufTokenizer::open(&file)?.into_tokenizer(&file));
+        }
         let file = if path.is_dir() {
             path.join(TOKENIZER_FILE)
         } else {
@@ -85,6 +88,16 @@ impl Tokenizer {
         };
         tokenizer.special = tokenizer.find_special_tokens();
         Ok(tokenizer)
+    }
+
+    /// A tokenizer built elsewhere (e.g. from GGUF metadata, see [`crate::gguf`]); `path`
+    /// names it in errors.
+    pub fn from_parts(inner: tokenizers::Tokenizer, path: PathBuf, special: SpecialTokens) -> Self {
+        Self {
+            inner,
+            path,
+            special,
+        }
     }
 
     /// The `tokenizer.json` path.

@@ -26,8 +26,9 @@ pub enum Precision {
 /// `--model DIR [--adapter DIR] [--precision P]`.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// The Hugging Face model folder (config.json, model.safetensors or shards, tokenizer.json).
-    #[arg(long, value_name = "DIR")]
+    /// The Hugging Face model folder (config.json, model.safetensors or shards, tokenizer.json),
+    /// or a llama.cpp GGUF file (or a folder holding exactly one .gguf file).
+    #[arg(long, value_name = "DIR|FILE.gguf")]
     pub model: PathBuf,
     /// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) to apply.
     #[arg(long, value_name = "DIR")]

@@ -4,6 +4,7 @@
 //! Each sub-command is one module; [`run`] dispatches to it on the backend `--device` names.
 
 mod common;
+mod convert;
 mod forward;
 mod generate;
 mod inspect;
@@ -50,6 +51,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Describe a model (and an adapter): architecture, parameter counts, trainable share.
     Inspect(InspectArgs),
+    /// Convert a llama.cpp GGUF model (quantised or not) to a Hugging Face checkpoint folder:
+    /// config.json, model.safetensors, tokenizer.json, tokenizer_config.json (chat template).
+    Convert(ConvertArgs),
 }
 
 /// `bone forward`.
@@ -126,6 +130,35 @@ pub struct MergeArgs {
     pub unsafe_merge: bool,
 }
 
+/// `bone convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The GGUF file (or a folder holding exactly one .gguf file).
+    #[arg(long, value_name = "FILE.gguf")]
+    pub gguf: PathBuf,
+    /// The folder to write the Hugging Face checkpoint to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The float type of the written weights (quantised tensors are decoded to f32, then
+    /// rounded to it; f32 is lossless).
+    #[arg(long, value_enum, default_value_t = ConvertDtype::F32)]
+    pub dtype: ConvertDtype,
+    /// Write into --out even when it already holds files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--dtype` of `bone convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvertDtype {
+    /// 32-bit floats (what transformers decodes GGUF tensors to).
+    F32,
+    /// bfloat16.
+    Bf16,
+    /// 16-bit floats.
+    F16,
+}
+
 /// `bone inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -142,6 +175,10 @@ pub struct InspectArgs {
 /// Whatever the command met: a missing folder or file, an unsupported model, a bad tensor,
 /// invalid arguments, I/O errors.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Convert(args) = cli.command {
+        // No backend needed: the weights are decoded on the host.
+        return convert::run(args);
+    }
     run_inference(cli.device, Task(cli.command))
 }
 
@@ -160,6 +197,7 @@ impl InferenceJob for Task {
             Command::Generate(args) => generate::run::<B>(args, &device),
             Command::Merge(args) => merge::run::<B>(args, &device),
             Command::Inspect(args) => inspect::run::<B>(args, &device, backend),
+            Command::Convert(args) => convert::run(args),
         }
     }
 }
