@@ -58,9 +58,9 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
                             layer: layer.path().into(),
                         });
                     } else if let Err(e) =
-                        spec.build::<B>(layer.d_input(), layer.d_output(), device)
+                        spec.build::<B>(layer.path(), layer.d_input(), layer.d_output(), device)
                     {
-                        first_error = Some(e.at(layer.path(), name));
+                        first_error = Some(e);
                     }
                 }
                 targets.push(layer.path().to_string());

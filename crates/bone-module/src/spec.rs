@@ -153,13 +153,13 @@ impl AdapterSpec {
         }
     }
 
-    /// Builds the adapter for a `d_input → d_output` layer.
+    /// Builds the adapter for the `d_input → d_output` layer at module path `layer`.
     ///
     /// # Errors
-    /// Invalid rank, Bat divisibility, invalid alpha or dropout (the layer name is left empty;
-    /// [`AdaptedLinear::add_adapter`](crate::AdaptedLinear::add_adapter) fills it in).
+    /// Invalid rank, Bat divisibility, invalid alpha or dropout, naming `layer`.
     pub fn build<B: Backend>(
         &self,
+        layer: &str,
         d_input: usize,
         d_output: usize,
         device: &B::Device,
@@ -169,12 +169,12 @@ impl AdapterSpec {
                 BoneConfig::new(d_input, d_output, r)
                     .with_init(init)
                     .with_dropout(dropout)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
             Self::Bat { r, init } => Adapter::Bat(
                 BatConfig::new(d_input, d_output, r)
                     .with_init(init)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
             Self::Lora {
                 r,
@@ -188,7 +188,7 @@ impl AdapterSpec {
                     .with_use_rslora(use_rslora)
                     .with_init_b(init_b)
                     .with_dropout(dropout)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
         })
     }

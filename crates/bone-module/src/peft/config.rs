@@ -10,8 +10,8 @@ use super::targets::{layer_index, TargetMatcher, TargetModules};
 use crate::adapter::AdapterKind;
 use crate::bone::BlockInit;
 use crate::error::{AdapterError, Result};
-use crate::fs::{read, write_atomic};
 use crate::spec::AdapterSpec;
+use bone_io::{read, write_atomic, FileError};
 
 /// The file name PEFT gives the configuration.
 pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
@@ -220,15 +220,18 @@ impl AdapterConfig {
     /// # Errors
     /// See [`load`](Self::load).
     pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| AdapterError::ConfigSyntax {
+        let value: Value = serde_json::from_str(text).map_err(|e| FileError::ConfigSyntax {
             file: file.into(),
+            what: "adapter config",
             message: e.to_string(),
         })?;
         let Value::Object(mut map) = value else {
-            return Err(AdapterError::ConfigSyntax {
+            return Err(FileError::ConfigSyntax {
                 file: file.into(),
+                what: "adapter config",
                 message: "expected a JSON object at the top level".into(),
-            });
+            }
+            .into());
         };
         let mut fields = Fields {
             file,
@@ -524,10 +527,10 @@ impl AdapterConfig {
     /// An I/O error naming the path.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
-        write_atomic(
+        Ok(write_atomic(
             &dir.join(ADAPTER_CONFIG_FILE),
             format!("{text}\n").as_bytes(),
-        )
+        )?)
     }
 }
 
@@ -636,12 +639,7 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn invalid(&self, field: &str, expected: &str, found: &str) -> AdapterError {
-        AdapterError::ConfigField {
-            file: self.file.into(),
-            field: field.into(),
-            expected: expected.into(),
-            found: found.into(),
-        }
+        FileError::field(self.file, field, expected, found).into()
     }
 
     fn take(&mut self, field: &str) -> Option<Value> {

@@ -4,6 +4,8 @@
 use regex::Regex;
 use serde_json::Value;
 
+use bone_io::FileError;
+
 use crate::error::{AdapterError, Result};
 
 /// PEFT's `target_modules`: module names matched as path suffixes, or one regular expression
@@ -49,12 +51,12 @@ impl TargetModules {
             Self::Regex(r) if r == "all-linear" => TargetMatcher::All,
             Self::Regex(r) => {
                 TargetMatcher::Regex(Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                    AdapterError::ConfigField {
-                        file: file.into(),
-                        field: field.into(),
-                        expected: "a valid regular expression".into(),
-                        found: format!("{r:?} ({e})"),
-                    }
+                    AdapterError::from(FileError::field(
+                        file,
+                        field,
+                        "a valid regular expression",
+                        format!("{r:?} ({e})"),
+                    ))
                 })?)
             }
         })
@@ -75,23 +77,25 @@ impl TargetModules {
             Value::Array(items) => items
                 .iter()
                 .map(|item| {
-                    item.as_str()
-                        .map(String::from)
-                        .ok_or_else(|| AdapterError::ConfigField {
-                            file: file.into(),
-                            field: field.into(),
-                            expected: "a list of module names (strings)".into(),
-                            found: item.to_string(),
-                        })
+                    item.as_str().map(String::from).ok_or_else(|| {
+                        FileError::field(
+                            file,
+                            field,
+                            "a list of module names (strings)",
+                            item.to_string(),
+                        )
+                        .into()
+                    })
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Self::Names),
-            other => Err(AdapterError::ConfigField {
-                file: file.into(),
-                field: field.into(),
-                expected: "a list of module names or a regular expression string".into(),
-                found: other.to_string(),
-            }),
+            other => Err(FileError::field(
+                file,
+                field,
+                "a list of module names or a regular expression string",
+                other.to_string(),
+            )
+            .into()),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! 0.21.2 wrote, merged by this crate, equal the merged weights PEFT computed.
 
 use crate::common::*;
+use bone_io::tensors::read_safetensors;
 use bone_module::peft::load_adapter;
-use bone_module::tensors::read_safetensors;
 use bone_module::{AdapterHost, AdapterHostExt, AdapterKind};
 
 fn check(method: &str, kind: AdapterKind, r: usize) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use bone_module::peft::{load_adapter, save_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
-use bone_module::tensors::{read_safetensors, write_safetensors};
 use bone_module::{
     AdaptedLinear, AdapterConfig, AdapterHostExt, AdapterKind, AdapterSpec, PeftType, TargetModules,
 };

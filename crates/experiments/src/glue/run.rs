@@ -332,7 +332,7 @@ fn run_glue<B: AutodiffBackend>(
         best_dir: run.best(),
         interrupted: outcome.interrupted,
     };
-    bone_module::fs::write_atomic(
+    bone_io::fs::write_atomic(
         &run.root().join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
