@@ -50,7 +50,7 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
             }
             if selector.selects(layer.path()) {
                 // Validate before changing anything.
-                let spec = config.spec_for(layer.path());
+                let spec = selector.spec_for(layer.path());
                 if first_error.is_none() {
                     if layer.adapter(name).is_some() {
                         first_error = Some(AdapterError::DuplicateAdapter {
@@ -79,7 +79,7 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
         let mut result = Ok(());
         self.visit_linears_mut(&mut |layer| {
             if result.is_ok() && selector.selects(layer.path()) {
-                let spec = config.spec_for(layer.path());
+                let spec = selector.spec_for(layer.path());
                 result = layer.add_adapter(name, &spec, device);
             }
         });

@@ -128,6 +128,63 @@ impl AdapterSpec {
         }
     }
 
+    /// The same spec with another rank / block size.
+    pub fn with_rank(self, r: usize) -> Self {
+        match self {
+            Self::Bone { init, dropout, .. } => Self::Bone { r, init, dropout },
+            Self::Bat { init, .. } => Self::Bat { r, init },
+            Self::Lora {
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+            },
+        }
+    }
+
+    /// The same spec with another LoRA scaling numerator (ignored by Bone and Bat).
+    pub fn with_alpha(self, alpha: f64) -> Self {
+        match self {
+            Self::Lora {
+                r,
+                use_rslora,
+                init_b,
+                dropout,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+            },
+            other => other,
+        }
+    }
+
+    /// How the trainable tensor starts (Bone's and Bat's block, LoRA's `B`).
+    pub fn init(&self) -> BlockInit {
+        match self {
+            Self::Bone { init, .. } | Self::Bat { init, .. } => *init,
+            Self::Lora { init_b, .. } => *init_b,
+        }
+    }
+
+    /// LoRA's scaling numerator `α`; `None` for Bone and Bat.
+    pub fn alpha(&self) -> Option<f64> {
+        match self {
+            Self::Lora { alpha, .. } => Some(*alpha),
+            _ => None,
+        }
+    }
+
     /// The method.
     pub fn kind(&self) -> AdapterKind {
         match self {

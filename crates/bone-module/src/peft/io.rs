@@ -53,7 +53,7 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         if error.is_some() {
             return;
         }
-        if adapter.kind() != config.method {
+        if adapter.kind() != config.method() {
             error = Some(
                 FileError::field(
                     ADAPTER_CONFIG_FILE,
@@ -63,7 +63,7 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
                         layer.path(),
                         adapter.kind()
                     ),
-                    config.method.to_string(),
+                    config.method().to_string(),
                 )
                 .into(),
             );
@@ -182,7 +182,7 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
             });
             return;
         }
-        let spec = config.spec_for(&path);
+        let spec = selector.spec_for(&path);
         let (d_in, d_out) = (layer.d_input(), layer.d_output());
         let adapter = match spec.build::<B>(&path, d_in, d_out, device) {
             Ok(a) => a,

@@ -2,6 +2,7 @@
 //! `layers_to_transform` rules.
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use bone_io::FileError;
@@ -10,7 +11,8 @@ use crate::error::{AdapterError, Result};
 
 /// PEFT's `target_modules`: module names matched as path suffixes, or one regular expression
 /// that must match the whole module path.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum TargetModules {
     /// A module matches when its path equals a name or ends with `.name`
     /// (`q_proj` matches `model.layers.0.self_attn.q_proj`).
@@ -68,34 +70,6 @@ impl TargetModules {
                 Value::Array(names.iter().map(|n| Value::String(n.clone())).collect())
             }
             Self::Regex(r) => Value::String(r.clone()),
-        }
-    }
-
-    pub(crate) fn from_json(value: &Value, file: &str, field: &str) -> Result<Self> {
-        match value {
-            Value::String(s) => Ok(Self::Regex(s.clone())),
-            Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_str().map(String::from).ok_or_else(|| {
-                        FileError::field(
-                            file,
-                            field,
-                            "a list of module names (strings)",
-                            item.to_string(),
-                        )
-                        .into()
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Self::Names),
-            other => Err(FileError::field(
-                file,
-                field,
-                "a list of module names or a regular expression string",
-                other.to_string(),
-            )
-            .into()),
         }
     }
 }

@@ -12,8 +12,8 @@ fn check(method: &str, kind: AdapterKind, r: usize) {
     let mut layers = stories260k_linears::<TB>(&device);
     let dir = shared.join(format!("golden/peft_{method}_stories260k"));
     let loaded = load_adapter(&mut layers, &dir, "default", &device).unwrap();
-    assert_eq!(loaded.config.method, kind);
-    assert_eq!(loaded.config.r, r);
+    assert_eq!(loaded.config.method(), kind);
+    assert_eq!(loaded.config.r(), r);
     assert_eq!(loaded.layers.len(), 35);
     assert!(loaded.extra_tensors.is_empty());
 
