@@ -147,8 +147,16 @@ pub enum AdapterError {
     /// A file (or a field or tensor in it) that cannot be read, written or used: I/O,
     /// safetensors, `adapter_config.json` fields, missing tensors or tensors of the wrong
     /// shape for a layer.
+    ///
+    /// Boxed: a [`FileError`] is larger than every other variant, and errors are cold.
     #[error(transparent)]
-    File(#[from] FileError),
+    File(Box<FileError>),
+}
+
+impl From<FileError> for AdapterError {
+    fn from(error: FileError) -> Self {
+        Self::File(Box::new(error))
+    }
 }
 
 /// Shorthand result type of this crate.

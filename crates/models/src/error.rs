@@ -81,8 +81,16 @@ pub enum ModelError {
 
     /// A file that cannot be read or used: I/O, safetensors, `config.json` syntax and fields,
     /// missing tensors, tensors of the wrong shape or dtype.
+    ///
+    /// Boxed: a [`FileError`] is larger than every other variant, and errors are cold.
     #[error(transparent)]
-    File(#[from] FileError),
+    File(Box<FileError>),
+}
+
+impl From<FileError> for ModelError {
+    fn from(error: FileError) -> Self {
+        Self::File(Box::new(error))
+    }
 }
 
 /// Shorthand result type of this crate.
@@ -91,7 +99,7 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 impl ModelError {
     /// Wraps an I/O error with the action and path it happened on.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::File(FileError::io(action, path, source))
+        FileError::io(action, path, source).into()
     }
 
     /// An [`InvalidArgument`](Self::InvalidArgument) error.
