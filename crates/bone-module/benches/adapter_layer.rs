@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use bone_module::backend::{default_backend_name, DefaultBackend};
 use bone_module::{AdaptedLinear, AdapterSpec};
 use burn::backend::Autodiff;
 use burn::nn::LinearConfig;
@@ -21,6 +20,26 @@ mod peak_alloc;
 
 #[global_allocator]
 static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+
+/// The backend this build selects: CUDA, then WGPU, then NdArray (bone-module is generic and
+/// owns no backend choice; models::backend makes the same one for the other crates).
+#[cfg(feature = "cuda")]
+type DefaultBackend = burn::backend::Cuda;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+type DefaultBackend = burn::backend::Wgpu;
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+type DefaultBackend = burn::backend::NdArray;
+
+/// The short name of [`DefaultBackend`], for the section of the results file.
+fn default_backend_name() -> &'static str {
+    if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "ndarray"
+    }
+}
 
 type B = Autodiff<DefaultBackend>;
 

@@ -1,5 +1,6 @@
 //! Dropout whose masks are cheap on the CPU backends, and reproducible across threads.
 
+use std::any::TypeId;
 use std::cell::RefCell;
 
 use burn::module::Module;
@@ -45,7 +46,7 @@ impl Dropout {
         if !B::ad_enabled(&device) || self.prob == 0.0 {
             return input;
         }
-        if !samples_on_host::<B>(&device) {
+        if !samples_on_host::<B>() {
             return burn::nn::Dropout { prob: self.prob }.forward(input);
         }
         let keep = 1.0 - self.prob;
@@ -58,10 +59,21 @@ impl Dropout {
     }
 }
 
-/// Whether the backend draws its random numbers on the host (Burn's CPU backends).
-fn samples_on_host<B: Backend>(device: &B::Device) -> bool {
-    let name = B::name(device);
-    name.contains("ndarray") || name.contains("flex")
+/// Whether the backend draws its random numbers on the host: Burn's CPU backends NdArray and
+/// Flex, with or without `Autodiff` around them.
+///
+/// Decided by the backend's device type, not by its name: `Autodiff<B>` and every
+/// `NdArray<E, I, Q>` share their inner backend's device type, so one [`TypeId`] comparison
+/// covers every float and int element type and the autodiff wrapper, and no renamed or
+/// wrapped backend can be mistaken for a CPU one. NdArray is recognised when this crate's
+/// `ndarray` feature is on (without it, Burn's NdArray backend is not compiled in here).
+fn samples_on_host<B: Backend>() -> bool {
+    let device = TypeId::of::<B::Device>();
+    #[cfg(feature = "ndarray")]
+    if device == TypeId::of::<burn::backend::ndarray::NdArrayDevice>() {
+        return true;
+    }
+    device == TypeId::of::<burn::backend::flex::FlexDevice>()
 }
 
 thread_local! {
@@ -181,6 +193,18 @@ mod tests {
         assert_eq!(rng.next(), 41_943_041);
         assert_eq!(rng.next(), 58_720_359);
         assert_eq!(rng.next(), 3_588_806_011_781_223);
+    }
+
+    #[test]
+    fn cpu_backends_are_recognised_by_their_device_type() {
+        use burn::backend::{Autodiff, Flex, NdArray};
+        assert!(samples_on_host::<NdArray>());
+        assert!(samples_on_host::<NdArray<f64>>());
+        assert!(samples_on_host::<Autodiff<NdArray>>());
+        assert!(samples_on_host::<Flex>());
+        assert!(samples_on_host::<Autodiff<Flex>>());
+        #[cfg(feature = "wgpu")]
+        assert!(!samples_on_host::<Autodiff<burn::backend::Wgpu>>());
     }
 
     #[test]

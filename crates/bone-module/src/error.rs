@@ -1,6 +1,9 @@
-//! Typed errors for adapter construction, management, merging and files.
+//! Typed errors for adapter construction, management, merging and files (the file errors
+//! themselves are [`FileError`], shared with the model crate).
 
 use std::path::PathBuf;
+
+use bone_io::FileError;
 
 /// Everything that can go wrong when building, managing, merging, saving or loading adapters.
 ///
@@ -115,57 +118,19 @@ pub enum AdapterError {
         pivot: f64,
     },
 
-    /// A tensor whose shape does not match the layer it belongs to.
-    #[error(
-        "{file}: tensor `{key}` has shape {found:?}, but layer `{layer}` expects {expected:?}"
-    )]
-    ShapeMismatch {
-        /// The file (or source) the tensor came from.
-        file: String,
-        /// The tensor key.
-        key: String,
-        /// Module path of the layer.
-        layer: String,
-        /// The shape the layer needs.
-        expected: Vec<usize>,
-        /// The shape found.
-        found: Vec<usize>,
-    },
-
-    /// A tensor the adapter needs is not in the file.
-    #[error("{file}: missing tensor `{key}` for layer `{layer}`")]
-    MissingTensor {
-        /// The file the tensor should be in.
-        file: String,
-        /// The missing key.
-        key: String,
-        /// Module path of the layer.
-        layer: String,
-    },
-
     /// A tensor in the file that belongs to no adapted layer of the model.
     #[error(
-        "{file}: tensor `{key}` does not belong to any layer targeted in this model \
-         (no layer `{layer}` matched target_modules)"
+        "{}: tensor `{key}` does not belong to any layer targeted in this model \
+         (no layer `{layer}` matched target_modules)",
+        file.display()
     )]
     UnexpectedTensor {
         /// The file the tensor is in.
-        file: String,
+        file: PathBuf,
         /// The key.
         key: String,
         /// The module path the key names.
         layer: String,
-    },
-
-    /// A tensor stored in a data type adapters cannot be read from.
-    #[error("{file}: tensor `{key}` has dtype {dtype}; expected F32, F16, BF16 or F64")]
-    UnsupportedDtype {
-        /// The file.
-        file: String,
-        /// The key.
-        key: String,
-        /// The dtype found.
-        dtype: String,
     },
 
     /// `target_modules` matched no layer of the model.
@@ -179,84 +144,20 @@ pub enum AdapterError {
         example: String,
     },
 
-    /// A field of `adapter_config.json` with an invalid or unsupported value.
-    #[error("{file}: field `{field}`: expected {expected}, found {found}")]
-    ConfigField {
-        /// The config file (or `<config>` when built in code).
-        file: String,
-        /// The JSON field.
-        field: String,
-        /// What would be accepted.
-        expected: String,
-        /// What was there.
-        found: String,
-    },
+    /// A file (or a field or tensor in it) that cannot be read, written or used: I/O,
+    /// safetensors, `adapter_config.json` fields, missing tensors or tensors of the wrong
+    /// shape for a layer.
+    ///
+    /// Boxed: a [`FileError`] is larger than every other variant, and errors are cold.
+    #[error(transparent)]
+    File(Box<FileError>),
+}
 
-    /// `adapter_config.json` is not valid JSON or not an object.
-    #[error("{file}: invalid adapter config: {message}")]
-    ConfigSyntax {
-        /// The file.
-        file: String,
-        /// The parser's message (with line and column).
-        message: String,
-    },
-
-    /// A safetensors file that cannot be parsed.
-    #[error("{file}: invalid safetensors file: {message}")]
-    Safetensors {
-        /// The file.
-        file: String,
-        /// What the parser said.
-        message: String,
-    },
-
-    /// A file-system error, with the path involved.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("reading", "writing", "creating folder").
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+impl From<FileError> for AdapterError {
+    fn from(error: FileError) -> Self {
+        Self::File(Box::new(error))
+    }
 }
 
 /// Shorthand result type of this crate.
 pub type Result<T, E = AdapterError> = std::result::Result<T, E>;
-
-impl AdapterError {
-    /// Wraps an I/O error with the action and path it happened on.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    }
-}
-
-impl AdapterError {
-    /// Fills in the layer (and adapter) name of errors raised below the layer level, where the
-    /// name is not known yet.
-    pub(crate) fn at(mut self, layer_path: &str, adapter: &str) -> Self {
-        match &mut self {
-            Self::InvalidRank { layer, .. }
-            | Self::BatDivisibility { layer, .. }
-            | Self::InvalidAlpha { layer, .. }
-            | Self::InvalidDropout { layer, .. } => fill(layer, layer_path),
-            Self::SingularBatBlock { name, layer, .. } => {
-                fill(layer, layer_path);
-                fill(name, adapter);
-            }
-            _ => {}
-        }
-        self
-    }
-}
-
-fn fill(slot: &mut String, value: &str) {
-    if slot.is_empty() {
-        *slot = value.to_string();
-    }
-}

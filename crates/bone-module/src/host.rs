@@ -50,7 +50,7 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
             }
             if selector.selects(layer.path()) {
                 // Validate before changing anything.
-                let spec = config.spec_for(layer.path());
+                let spec = selector.spec_for(layer.path());
                 if first_error.is_none() {
                     if layer.adapter(name).is_some() {
                         first_error = Some(AdapterError::DuplicateAdapter {
@@ -58,9 +58,9 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
                             layer: layer.path().into(),
                         });
                     } else if let Err(e) =
-                        spec.build::<B>(layer.d_input(), layer.d_output(), device)
+                        spec.build::<B>(layer.path(), layer.d_input(), layer.d_output(), device)
                     {
-                        first_error = Some(e.at(layer.path(), name));
+                        first_error = Some(e);
                     }
                 }
                 targets.push(layer.path().to_string());
@@ -79,7 +79,7 @@ pub trait AdapterHostExt<B: Backend>: AdapterHost<B> {
         let mut result = Ok(());
         self.visit_linears_mut(&mut |layer| {
             if result.is_ok() && selector.selects(layer.path()) {
-                let spec = config.spec_for(layer.path());
+                let spec = selector.spec_for(layer.path());
                 result = layer.add_adapter(name, &spec, device);
             }
         });

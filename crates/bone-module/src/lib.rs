@@ -12,18 +12,15 @@
 
 pub mod adapted;
 pub mod adapter;
-pub mod backend;
 pub mod bat;
 pub mod bone;
 pub mod dropout;
 pub mod error;
-pub mod fs;
 pub mod host;
-pub mod linalg;
+mod linalg;
 pub mod lora;
 pub mod peft;
 pub mod spec;
-pub mod tensors;
 
 pub use adapted::{AdaptedLinear, MergeReport};
 pub use adapter::{Adapter, AdapterKind};

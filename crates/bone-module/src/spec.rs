@@ -128,6 +128,63 @@ impl AdapterSpec {
         }
     }
 
+    /// The same spec with another rank / block size.
+    pub fn with_rank(self, r: usize) -> Self {
+        match self {
+            Self::Bone { init, dropout, .. } => Self::Bone { r, init, dropout },
+            Self::Bat { init, .. } => Self::Bat { r, init },
+            Self::Lora {
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+            },
+        }
+    }
+
+    /// The same spec with another LoRA scaling numerator (ignored by Bone and Bat).
+    pub fn with_alpha(self, alpha: f64) -> Self {
+        match self {
+            Self::Lora {
+                r,
+                use_rslora,
+                init_b,
+                dropout,
+                ..
+            } => Self::Lora {
+                r,
+                alpha,
+                use_rslora,
+                init_b,
+                dropout,
+            },
+            other => other,
+        }
+    }
+
+    /// How the trainable tensor starts (Bone's and Bat's block, LoRA's `B`).
+    pub fn init(&self) -> BlockInit {
+        match self {
+            Self::Bone { init, .. } | Self::Bat { init, .. } => *init,
+            Self::Lora { init_b, .. } => *init_b,
+        }
+    }
+
+    /// LoRA's scaling numerator `α`; `None` for Bone and Bat.
+    pub fn alpha(&self) -> Option<f64> {
+        match self {
+            Self::Lora { alpha, .. } => Some(*alpha),
+            _ => None,
+        }
+    }
+
     /// The method.
     pub fn kind(&self) -> AdapterKind {
         match self {
@@ -153,13 +210,13 @@ impl AdapterSpec {
         }
     }
 
-    /// Builds the adapter for a `d_input → d_output` layer.
+    /// Builds the adapter for the `d_input → d_output` layer at module path `layer`.
     ///
     /// # Errors
-    /// Invalid rank, Bat divisibility, invalid alpha or dropout (the layer name is left empty;
-    /// [`AdaptedLinear::add_adapter`](crate::AdaptedLinear::add_adapter) fills it in).
+    /// Invalid rank, Bat divisibility, invalid alpha or dropout, naming `layer`.
     pub fn build<B: Backend>(
         &self,
+        layer: &str,
         d_input: usize,
         d_output: usize,
         device: &B::Device,
@@ -169,12 +226,12 @@ impl AdapterSpec {
                 BoneConfig::new(d_input, d_output, r)
                     .with_init(init)
                     .with_dropout(dropout)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
             Self::Bat { r, init } => Adapter::Bat(
                 BatConfig::new(d_input, d_output, r)
                     .with_init(init)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
             Self::Lora {
                 r,
@@ -188,7 +245,7 @@ impl AdapterSpec {
                     .with_use_rslora(use_rslora)
                     .with_init_b(init_b)
                     .with_dropout(dropout)
-                    .init(device)?,
+                    .init(layer, device)?,
             ),
         })
     }

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bone_module::backend::{default_backend_name, DefaultBackend};
-use bone_module::tensors::write_safetensors;
+use bone_io::tensors::write_safetensors;
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::backend::Autodiff;
 use burn::data::dataloader::batcher::Batcher;
@@ -34,6 +33,7 @@ use experiments::llama::{check_llama_folder, lm_batcher};
 use experiments::metamath::data::{encode, LmBatch, LmBatcher};
 use experiments::metamath::model::{scalar, CausalLmModel};
 use experiments::train::with_stable_param_ids;
+use models::backend::{default_backend_name, DefaultBackend};
 use models::targets::all_block_linears;
 use models::train::set_all_trainable;
 use models::{LlamaConfig, LlamaForCausalLM, ModelFamily};
@@ -508,5 +508,5 @@ fn update_section(path: &Path, backend: &str, table: &str) {
         }
         _ => format!("{}\n{}\n", old.trim_end(), section),
     };
-    bone_module::fs::write_atomic(path, new.as_bytes()).expect("write the benchmark file");
+    bone_io::fs::write_atomic(path, new.as_bytes()).expect("write the benchmark file");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use bone_module::tensors::{read_safetensors, write_safetensors};
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use burn::tensor::TensorData;
 
 mod common;
@@ -260,7 +260,7 @@ fn forward_with_a_peft_adapter_and_merge() {
             &f32s(&t["logits"]),
             &f32s(&g["merged_logits"]),
         );
-        let m = models::LlamaForCausalLM::<bone_module::backend::DefaultBackend>::from_pretrained(
+        let m = models::LlamaForCausalLM::<models::backend::DefaultBackend>::from_pretrained(
             &merged,
             &models::LoadOptions::default(),
             &Default::default(),

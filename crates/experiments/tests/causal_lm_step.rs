@@ -21,7 +21,7 @@ use models::{LlamaForCausalLM, ModelFamily};
 mod common;
 use common::{flat_grads, shared};
 
-type TB = bone_module::backend::DefaultBackend;
+type TB = models::backend::DefaultBackend;
 type AD = burn::backend::Autodiff<TB>;
 
 fn sequences(model_dir: &Path, n: usize) -> Vec<EncodedSequence> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use bone_module::tensors::read_safetensors;
+use bone_io::tensors::read_safetensors;
 
 mod common;
 use common::{adapter_values, json, shared};

@@ -18,7 +18,7 @@ use models::{ClassifierOptions, ModelFamily, SequenceClassificationModel};
 mod common;
 use common::{flat_grads, shared};
 
-type TB = bone_module::backend::DefaultBackend;
+type TB = models::backend::DefaultBackend;
 type AD = burn::backend::Autodiff<TB>;
 
 fn model(spec: bone_module::AdapterSpec, dropout: bool) -> SequenceClassificationModel<AD> {

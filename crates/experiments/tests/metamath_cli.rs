@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bone_module::tensors::read_safetensors;
+use bone_io::tensors::read_safetensors;
 use experiments::metamath::MetamathConfig;
 
 mod common;

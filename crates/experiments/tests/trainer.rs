@@ -29,7 +29,7 @@ use experiments::train::{
     RunDir, SharedOptimizer, TrainTask, Trainer, TrainerOptions, TrainerState, WarmupDecay,
 };
 
-type TB = bone_module::backend::DefaultBackend;
+type TB = models::backend::DefaultBackend;
 type AD = Autodiff<TB>;
 
 #[derive(Module, Debug)]
@@ -347,7 +347,7 @@ fn a_run_leaves_metrics_curves_best_adapter_and_checkpoints() {
     assert!(ckpt.join("trainer_state.json").is_file());
     // Only adapter tensors are checkpointed: the file holds the 4×2 block alone.
     let tensors =
-        bone_module::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors"))
+        bone_io::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors"))
             .unwrap();
     assert_eq!(
         tensors.keys().collect::<Vec<_>>(),
@@ -413,10 +413,9 @@ fn a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     assert!(!state.finished);
     if let Some(ckpt) = outcome.last_checkpoint {
         assert!(error.contains(&ckpt.display().to_string()), "{error}");
-        let block = bone_module::tensors::read_safetensors(
-            &ckpt.join("trainable/adapter_model.safetensors"),
-        )
-        .unwrap();
+        let block =
+            bone_io::tensors::read_safetensors(&ckpt.join("trainable/adapter_model.safetensors"))
+                .unwrap();
         let values: Vec<f32> = block.values().next().unwrap().iter::<f32>().collect();
         assert!(
             values.iter().all(|v| v.is_finite()),

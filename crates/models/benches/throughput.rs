@@ -13,9 +13,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bone_module::backend::{default_backend_name, DefaultBackend};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use models::backend::{default_backend_name, DefaultBackend};
 use models::{EncoderModel, GenerationConfig, LlamaForCausalLM, LoadOptions};
 
 type B = DefaultBackend;
@@ -175,7 +175,7 @@ fn main() {
         backend,
         &section,
     );
-    bone_module::fs::write_atomic(&path, text.as_bytes()).expect("the results file is writable");
+    bone_io::fs::write_atomic(&path, text.as_bytes()).expect("the results file is writable");
     println!("updated {}", path.display());
 }
 

@@ -160,7 +160,7 @@ fn adapter_uses_prefix(adapter: &Path, family: ModelFamily) -> Result<bool> {
     let prefix = format!("{PEFT_KEY_PREFIX}{}.", family.base_model_prefix());
     let bytes = std::fs::read(&path).map_err(|e| crate::ModelError::io("reading", &path, e))?;
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-        crate::ModelError::Safetensors {
+        bone_io::FileError::Safetensors {
             file: path.clone(),
             message: e.to_string(),
         }

@@ -19,6 +19,8 @@ use safetensors::SafeTensors;
 use serde_json::Value;
 
 use crate::config::ModelConfig;
+use bone_io::FileError;
+
 use crate::error::{ModelError, Result};
 
 /// The configuration file of a checkpoint folder.
@@ -69,7 +71,7 @@ impl Shard {
         // files are not expected to be modified while a model is being loaded from them.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io("mapping", &path, e))?;
         let (header_len, metadata) =
-            SafeTensors::read_metadata(&mmap).map_err(|e| ModelError::Safetensors {
+            SafeTensors::read_metadata(&mmap).map_err(|e| FileError::Safetensors {
                 file: path.clone(),
                 message: e.to_string(),
             })?;
@@ -266,12 +268,12 @@ impl Checkpoint {
             .metadata
             .info(name)
             .ok_or_else(|| self.missing(name.to_string()))?;
-        let dtype = burn_dtype(info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
+        let dtype = burn_dtype(info.dtype).ok_or_else(|| FileError::UnsupportedDtype {
             file: shard.path.clone(),
-            name: name.into(),
+            key: name.into(),
             dtype: format!("{:?}", info.dtype),
         })?;
-        let bytes = shard.bytes(name).ok_or_else(|| ModelError::Safetensors {
+        let bytes = shard.bytes(name).ok_or_else(|| FileError::Safetensors {
             file: shard.path.clone(),
             message: format!("tensor `{name}` lies outside the file"),
         })?;
@@ -297,20 +299,23 @@ impl Checkpoint {
     ) -> Result<Tensor<B, D>> {
         let info = self.info(name).ok_or_else(|| self.missing(name.into()))?;
         if info.shape != expected {
-            return Err(ModelError::ShapeMismatch {
+            return Err(FileError::ShapeMismatch {
                 file: info.file,
-                name: name.into(),
+                key: name.into(),
+                layer: None,
                 expected: expected.to_vec(),
                 found: info.shape,
-            });
+            }
+            .into());
         }
         let data = self.read(name)?;
         if !data.dtype.is_float() {
-            return Err(ModelError::UnsupportedDtype {
+            return Err(FileError::UnsupportedDtype {
                 file: info.file,
-                name: name.into(),
+                key: name.into(),
                 dtype: info.dtype,
-            });
+            }
+            .into());
         }
         // `from_data` converts the host data to the requested (or the device's default) dtype.
         Ok(match dtype {
@@ -320,10 +325,12 @@ impl Checkpoint {
     }
 
     fn missing(&self, name: String) -> ModelError {
-        ModelError::MissingTensor {
-            folder: self.dir.clone(),
-            name,
+        FileError::MissingTensor {
+            file: self.dir.clone(),
+            key: name,
+            layer: None,
         }
+        .into()
     }
 }
 
@@ -508,9 +515,13 @@ pub fn read_config(dir: &Path) -> Result<Value> {
 /// An unreadable file or invalid JSON, naming the path.
 pub fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io("reading", path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::ConfigSyntax {
-        file: path.to_path_buf(),
-        message: e.to_string(),
+    serde_json::from_str(&text).map_err(|e| {
+        FileError::ConfigSyntax {
+            file: path.to_path_buf(),
+            what: "JSON",
+            message: e.to_string(),
+        }
+        .into()
     })
 }
 
@@ -519,25 +530,27 @@ fn shard_files(index_path: &Path) -> Result<Vec<PathBuf>> {
     let index = read_json(index_path)?;
     let dir = index_path.parent().unwrap_or(Path::new("."));
     let Some(map) = index.get("weight_map").and_then(Value::as_object) else {
-        return Err(ModelError::ConfigField {
-            file: index_path.to_path_buf(),
-            field: "weight_map".into(),
-            expected: "an object mapping tensor names to shard files".into(),
-            found: index
+        return Err(FileError::field(
+            index_path,
+            "weight_map",
+            "an object mapping tensor names to shard files",
+            index
                 .get("weight_map")
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "nothing".into()),
-        });
+        )
+        .into());
     };
     let mut files: Vec<String> = Vec::new();
     for (name, file) in map {
         let Some(file) = file.as_str() else {
-            return Err(ModelError::ConfigField {
-                file: index_path.to_path_buf(),
-                field: format!("weight_map.{name}"),
-                expected: "a shard file name".into(),
-                found: file.to_string(),
-            });
+            return Err(FileError::field(
+                index_path,
+                format!("weight_map.{name}"),
+                "a shard file name",
+                file.to_string(),
+            )
+            .into());
         };
         if !files.iter().any(|f| f == file) {
             files.push(file.to_string());

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::checkpoint::CONFIG_FILE;
 use crate::encoder::EncoderConfig;
+use bone_io::FileError;
+
 use crate::error::{ModelError, Result};
 use crate::llama::LlamaConfig;
 
@@ -131,18 +133,19 @@ pub fn model_family(value: &Value, file: &Path) -> Result<ModelFamily> {
                 supported: SUPPORTED_MODEL_TYPES.to_vec(),
             }),
         },
-        other => Err(ModelError::ConfigField {
-            file: file.to_path_buf(),
-            field: "model_type".into(),
-            expected: format!("one of {}", SUPPORTED_MODEL_TYPES.join(", ")),
-            found: other
+        other => Err(FileError::field(
+            file,
+            "model_type",
+            format!("one of {}", SUPPORTED_MODEL_TYPES.join(", ")),
+            other
                 .map(Value::to_string)
                 .unwrap_or_else(|| "nothing".into()),
-        }),
+        )
+        .into()),
     }
 }
 
-/// Deserialises a config struct, turning serde's message into a [`ModelError::ConfigField`]
+/// Deserialises a config struct, turning serde's message into a [`FileError::ConfigField`]
 /// that names the field where serde knows it.
 pub(crate) fn parse_fields<T: DeserializeOwned>(value: &Value, file: &Path) -> Result<T> {
     serde_json::from_value(value.clone()).map_err(|e| {
@@ -153,28 +156,18 @@ pub(crate) fn parse_fields<T: DeserializeOwned>(value: &Value, file: &Path) -> R
             .filter(|_| message.starts_with("missing field"))
             .unwrap_or("<config>")
             .to_string();
-        ModelError::ConfigField {
-            file: file.to_path_buf(),
-            field,
-            expected: "a valid Hugging Face configuration".into(),
-            found: message,
-        }
+        FileError::field(file, field, "a valid Hugging Face configuration", message).into()
     })
 }
 
-/// A [`ModelError::ConfigField`] for a value that parsed but is unusable.
+/// A [`FileError::ConfigField`] for a value that parsed but is unusable.
 pub(crate) fn invalid_field(
     file: &Path,
     field: &str,
     expected: &str,
     found: impl ToString,
 ) -> ModelError {
-    ModelError::ConfigField {
-        file: file.to_path_buf(),
-        field: field.into(),
-        expected: expected.into(),
-        found: found.to_string(),
-    }
+    FileError::field(file, field, expected, found.to_string()).into()
 }
 
 /// `eos_token_id`, which Hugging Face allows to be one id or a list.

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bone_io::FileError;
 use bone_module::AdapterError;
 
 /// Everything that can go wrong when loading, running or saving a model.
@@ -28,28 +29,6 @@ pub enum ModelError {
         why: String,
     },
 
-    /// `config.json` (or another JSON file) is not valid JSON.
-    #[error("{}: invalid JSON: {message}", file.display())]
-    ConfigSyntax {
-        /// The file.
-        file: PathBuf,
-        /// The parser's message (with line and column).
-        message: String,
-    },
-
-    /// A field of `config.json` with a missing, mistyped or unsupported value.
-    #[error("{}: field `{field}`: expected {expected}, found {found}", file.display())]
-    ConfigField {
-        /// The file.
-        file: PathBuf,
-        /// The JSON field.
-        field: String,
-        /// What would be accepted.
-        expected: String,
-        /// What was there.
-        found: String,
-    },
-
     /// A `model_type` this crate has no implementation of.
     #[error(
         "{}: unsupported model_type \"{model_type}\" (supported: {})",
@@ -63,48 +42,6 @@ pub enum ModelError {
         model_type: String,
         /// The types this crate can load.
         supported: Vec<&'static str>,
-    },
-
-    /// A tensor the model needs is in no weight file of the checkpoint.
-    #[error("{}: missing tensor `{name}`", folder.display())]
-    MissingTensor {
-        /// The checkpoint folder.
-        folder: PathBuf,
-        /// The Hugging Face tensor name.
-        name: String,
-    },
-
-    /// A tensor whose shape does not match the configuration.
-    #[error("{}: tensor `{name}` has shape {found:?}, expected {expected:?}", file.display())]
-    ShapeMismatch {
-        /// The weight file the tensor is in.
-        file: PathBuf,
-        /// The tensor name.
-        name: String,
-        /// The shape the configuration implies (PyTorch layout).
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-
-    /// A tensor stored in a data type that cannot be converted to the run's float type.
-    #[error("{}: tensor `{name}` has dtype {dtype}; expected F32, F16, BF16 or F64", file.display())]
-    UnsupportedDtype {
-        /// The weight file.
-        file: PathBuf,
-        /// The tensor name.
-        name: String,
-        /// The dtype found.
-        dtype: String,
-    },
-
-    /// A weight file (or shard index) that cannot be parsed.
-    #[error("{}: invalid safetensors file: {message}", file.display())]
-    Safetensors {
-        /// The file.
-        file: PathBuf,
-        /// What the parser said.
-        message: String,
     },
 
     /// A GGUF file that cannot be read: a bad header, a length or offset beyond the file, an
@@ -152,16 +89,18 @@ pub enum ModelError {
     #[error(transparent)]
     Adapter(#[from] AdapterError),
 
-    /// A file-system error, with the path involved.
-    #[error("{action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("reading", "writing", "creating folder").
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// A file that cannot be read or used: I/O, safetensors, `config.json` syntax and fields,
+    /// missing tensors, tensors of the wrong shape or dtype.
+    ///
+    /// Boxed: a [`FileError`] is larger than every other variant, and errors are cold.
+    #[error(transparent)]
+    File(Box<FileError>),
+}
+
+impl From<FileError> for ModelError {
+    fn from(error: FileError) -> Self {
+        Self::File(Box::new(error))
+    }
 }
 
 /// Shorthand result type of this crate.
@@ -170,11 +109,7 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 impl ModelError {
     /// Wraps an I/O error with the action and path it happened on.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        FileError::io(action, path, source).into()
     }
 
     /// An [`InvalidArgument`](Self::InvalidArgument) error.

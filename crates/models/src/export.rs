@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bone_module::fs::write_atomic;
-use bone_module::tensors::write_safetensors;
+use bone_io::fs::write_atomic;
+use bone_io::tensors::write_safetensors;
 use bone_module::AdaptedLinear;
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, Linear, RmsNorm};

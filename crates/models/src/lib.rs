@@ -15,6 +15,7 @@
 //! - [`auto`]: [`AutoModel`], any supported checkpoint behind one type.
 //! - [`export`]: Hugging Face state dicts and checkpoint folders (e.g. after merging).
 //! - [`gguf`]: llama.cpp GGUF files (quantised) as checkpoints, tokenizers and HF folders.
+//! - [`backend`]: the backend this build selects with its `ndarray`, `wgpu` and `cuda` features.
 //!
 //! Every model implements [`bone_module::AdapterHost`]: adapters are added, loaded, saved,
 //! merged and switched with [`bone_module::AdapterHostExt`] and [`bone_module::peft`], and
@@ -60,6 +61,7 @@
 #![warn(missing_docs)]
 
 pub mod auto;
+pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod encoder;

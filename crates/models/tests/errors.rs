@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bone_module::tensors::{read_safetensors, write_safetensors};
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use burn::tensor::TensorData;
 use common::*;
 use models::{AutoModel, LlamaForCausalLM, LoadOptions, SequenceClassificationModel, Tokenizer};

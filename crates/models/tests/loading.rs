@@ -4,7 +4,7 @@
 
 mod common;
 
-use bone_module::tensors::{read_safetensors, write_safetensors};
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use burn::backend::Flex;
 use burn::tensor::{DType, FloatDType, Tensor};
 use common::*;

@@ -62,10 +62,8 @@ fn check(method: &str) {
         &f32s(&g["merged_logits"]),
         1e-4,
     );
-    let source =
-        bone_module::tensors::read_safetensors(&stories().join("model.safetensors")).unwrap();
-    let saved =
-        bone_module::tensors::read_safetensors(&out.path().join("model.safetensors")).unwrap();
+    let source = bone_io::tensors::read_safetensors(&stories().join("model.safetensors")).unwrap();
+    let saved = bone_io::tensors::read_safetensors(&out.path().join("model.safetensors")).unwrap();
     assert_eq!(
         source.keys().collect::<Vec<_>>(),
         saved.keys().collect::<Vec<_>>()
@@ -175,8 +173,7 @@ fn classifier_adapters_save_the_head_as_modules_to_save_and_load_back() {
     let dir = tempfile::tempdir().unwrap();
     clf.save_adapter("glue", &config, dir.path()).unwrap();
 
-    let saved =
-        bone_module::tensors::read_safetensors(&dir.path().join(ADAPTER_WEIGHTS_FILE)).unwrap();
+    let saved = bone_io::tensors::read_safetensors(&dir.path().join(ADAPTER_WEIGHTS_FILE)).unwrap();
     assert!(
         saved.contains_key("base_model.model.bert.encoder.layer.0.attention.self.query.miss_block")
     );
@@ -231,7 +228,7 @@ fn classifier_adapters_save_the_head_as_modules_to_save_and_load_back() {
     assert_eq!(config["architectures"][0], "BertForSequenceClassification");
     assert_eq!(config["id2label"].as_object().unwrap().len(), 3);
     let tensors =
-        bone_module::tensors::read_safetensors(&out.path().join("model.safetensors")).unwrap();
+        bone_io::tensors::read_safetensors(&out.path().join("model.safetensors")).unwrap();
     assert!(tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight"));
     assert!(
         tensors.contains_key("bert.embeddings.position_ids"),

@@ -1,5 +1,6 @@
 //! Adding, removing, choosing and switching adapters.
 
+use bone_io::FileError;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 
@@ -24,9 +25,7 @@ impl<B: Backend> AdaptedLinear<B> {
         device: &B::Device,
     ) -> Result<()> {
         self.ensure_new_name(name)?;
-        let adapter = spec
-            .build(self.d_input(), self.d_output(), device)
-            .map_err(|e| e.at(&self.state.path, name))?;
+        let adapter = spec.build(&self.state.path, self.d_input(), self.d_output(), device)?;
         self.push_adapter(name, adapter);
         Ok(())
     }
@@ -39,13 +38,14 @@ impl<B: Backend> AdaptedLinear<B> {
     pub fn insert_adapter(&mut self, name: &str, adapter: Adapter<B>) -> Result<()> {
         self.ensure_new_name(name)?;
         if adapter.d_output() != self.d_output() {
-            return Err(AdapterError::ShapeMismatch {
+            return Err(FileError::ShapeMismatch {
                 file: "<adapter>".into(),
                 key: name.into(),
-                layer: self.state.path.clone(),
+                layer: Some(self.state.path.clone()),
                 expected: vec![self.d_output()],
                 found: vec![adapter.d_output()],
-            });
+            }
+            .into());
         }
         self.push_adapter(name, adapter);
         Ok(())

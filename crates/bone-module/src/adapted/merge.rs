@@ -191,9 +191,14 @@ impl<B: Backend> AdaptedLinear<B> {
     fn restore_bats(&self, mut weight: Tensor<B, 2>, applied: &[String]) -> Result<Tensor<B, 2>> {
         for name in applied.iter().rev() {
             if let Some(Adapter::Bat(bat)) = self.adapter(name) {
-                weight = bat
-                    .restore_weight(weight)
-                    .map_err(|e| e.at(&self.state.path, name))?;
+                weight = bat.restore_weight(weight).map_err(|singular| {
+                    AdapterError::SingularBatBlock {
+                        name: name.clone(),
+                        layer: self.state.path.clone(),
+                        block: singular.block,
+                        pivot: singular.pivot,
+                    }
+                })?;
             }
         }
         Ok(weight)

@@ -43,7 +43,9 @@ struct LayerState {
     active: Vec<String>,
     /// Merged adapter names, in merge order.
     merged: Vec<String>,
-    /// `false` while adapters are disabled (the layer then computes the base output).
+    /// `true` while adapters are disabled by [`AdaptedLinear::disable_adapters`] (the layer
+    /// then computes the base output); `false` by default and after
+    /// [`AdaptedLinear::enable_adapters`].
     disabled: bool,
     /// Whether the base weights are trained too (full fine-tuning).
     base_trainable: bool,

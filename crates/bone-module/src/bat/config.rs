@@ -24,20 +24,22 @@ pub struct BatConfig {
 impl BatConfig {
     /// Builds the adapter: blocks `[d_output / r, r, r]`.
     ///
+    /// `layer` is the module path of the adapted layer, named in errors.
+    ///
     /// # Errors
     /// [`AdapterError::InvalidRank`] when `r == 0`; [`AdapterError::BatDivisibility`] when `r`
     /// does not divide both `d_input` and `d_output`.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Bat<B>> {
+    pub fn init<B: Backend>(&self, layer: &str, device: &B::Device) -> Result<Bat<B>> {
         let r = self.r;
         if r == 0 {
             return Err(AdapterError::InvalidRank {
-                layer: String::new(),
+                layer: layer.into(),
                 r,
             });
         }
         if !self.d_input.is_multiple_of(r) || !self.d_output.is_multiple_of(r) {
             return Err(AdapterError::BatDivisibility {
-                layer: String::new(),
+                layer: layer.into(),
                 in_features: self.d_input,
                 out_features: self.d_output,
                 r,

@@ -2,8 +2,16 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::error::{AdapterError, Result};
 use crate::linalg::invert_in_place;
+
+/// An `I + B_a` that [`Bat::restore_weight`] cannot invert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SingularBlock {
+    /// Index `a` of the output block.
+    pub block: usize,
+    /// The pivot that was (numerically) zero.
+    pub pivot: f64,
+}
 
 /// A Bat adapter: trainable blocks `[d_output / r, r, r]` (PEFT's `miss_block` with
 /// `init_weights="bat"`, same shape). Block `a` acts on every `r×r` block of output rows `a`.
@@ -66,9 +74,10 @@ impl<B: Backend> Bat<B> {
     /// in f64 with partial pivoting, the products in f32 (or the block's dtype if wider).
     ///
     /// # Errors
-    /// [`AdapterError::SingularBatBlock`] when some `I + B_a` cannot be inverted (the caller
-    /// fills in the adapter and layer names).
-    pub fn restore_weight(&self, merged: Tensor<B, 2>) -> Result<Tensor<B, 2>> {
+    /// [`SingularBlock`] when some `I + B_a` cannot be inverted; the layer turns it into
+    /// [`AdapterError::SingularBatBlock`](crate::AdapterError::SingularBatBlock), with its
+    /// own path and the adapter's name.
+    pub fn restore_weight(&self, merged: Tensor<B, 2>) -> Result<Tensor<B, 2>, SingularBlock> {
         let block = self.block.val();
         let weight_dtype = merged.dtype();
         let device = block.device();
@@ -82,12 +91,7 @@ impl<B: Backend> Bat<B> {
             for i in 0..r {
                 m[i * r + i] += 1.0;
             }
-            invert_in_place(m, r).map_err(|pivot| AdapterError::SingularBatBlock {
-                name: String::new(),
-                layer: String::new(),
-                block: a,
-                pivot,
-            })?;
+            invert_in_place(m, r).map_err(|pivot| SingularBlock { block: a, pivot })?;
         }
         let inverse: Tensor<B, 3> = Tensor::from_data(
             TensorData::new(values, [na, r, r]),

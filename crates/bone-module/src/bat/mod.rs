@@ -8,4 +8,4 @@ mod config;
 mod layer;
 
 pub use config::BatConfig;
-pub use layer::Bat;
+pub use layer::{Bat, SingularBlock};

@@ -37,16 +37,18 @@ pub struct BoneConfig {
 impl BoneConfig {
     /// Builds the adapter: block `[r, d_output]`.
     ///
+    /// `layer` is the module path of the adapted layer, named in errors.
+    ///
     /// # Errors
     /// [`AdapterError::InvalidRank`] when `r == 0`.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Bone<B>> {
+    pub fn init<B: Backend>(&self, layer: &str, device: &B::Device) -> Result<Bone<B>> {
         if self.r == 0 {
             return Err(AdapterError::InvalidRank {
-                layer: String::new(),
+                layer: layer.into(),
                 r: self.r,
             });
         }
-        let dropout = dropout(self.dropout)?;
+        let dropout = dropout(self.dropout, layer)?;
         let shape = [self.r, self.d_output];
         let block = match self.init {
             BlockInit::Zeros => Param::from_tensor(Tensor::zeros(shape, device)),
@@ -61,11 +63,11 @@ impl BoneConfig {
     }
 }
 
-/// Checks a dropout probability and builds the module.
-pub(crate) fn dropout(prob: f64) -> Result<Dropout> {
+/// Checks a dropout probability for the layer at `layer` and builds the module.
+pub(crate) fn dropout(prob: f64, layer: &str) -> Result<Dropout> {
     if !(0.0..1.0).contains(&prob) {
         return Err(AdapterError::InvalidDropout {
-            layer: String::new(),
+            layer: layer.into(),
             prob,
         });
     }

@@ -43,23 +43,25 @@ impl LoraConfig {
 
     /// Builds the adapter: `lora_a [r, d_input]` (kaiming-uniform) and `lora_b [d_output, r]`.
     ///
+    /// `layer` is the module path of the adapted layer, named in errors.
+    ///
     /// # Errors
     /// [`AdapterError::InvalidRank`] when `r == 0`; [`AdapterError::InvalidAlpha`] when
     /// `alpha` is zero or not finite.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Lora<B>> {
+    pub fn init<B: Backend>(&self, layer: &str, device: &B::Device) -> Result<Lora<B>> {
         if self.r == 0 {
             return Err(AdapterError::InvalidRank {
-                layer: String::new(),
+                layer: layer.into(),
                 r: self.r,
             });
         }
         if !self.alpha.is_finite() || self.alpha == 0.0 {
             return Err(AdapterError::InvalidAlpha {
-                layer: String::new(),
+                layer: layer.into(),
                 alpha: self.alpha,
             });
         }
-        let dropout = dropout(self.dropout)?;
+        let dropout = dropout(self.dropout, layer)?;
         let lora_a = kaiming_uniform([self.r, self.d_input], self.d_input, device);
         let lora_b = match self.init_b {
             BlockInit::Zeros => Param::from_tensor(Tensor::zeros([self.d_output, self.r], device)),

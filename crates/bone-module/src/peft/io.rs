@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use bone_io::{read_safetensors, write_safetensors, FileError};
 use burn::module::Param;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -12,7 +13,6 @@ use super::keys::{peft_key, split_peft_key, PEFT_KEY_PREFIX};
 use crate::adapter::Adapter;
 use crate::error::{AdapterError, Result};
 use crate::host::AdapterHost;
-use crate::tensors::{read_safetensors, write_safetensors};
 
 /// The file name PEFT gives the adapter tensors.
 pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -53,17 +53,20 @@ pub fn save_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         if error.is_some() {
             return;
         }
-        if adapter.kind() != config.method {
-            error = Some(AdapterError::ConfigField {
-                file: ADAPTER_CONFIG_FILE.into(),
-                field: "peft_type/init_weights".into(),
-                expected: format!(
-                    "the method of adapter `{name}` on `{}` ({})",
-                    layer.path(),
-                    adapter.kind()
-                ),
-                found: config.method.to_string(),
-            });
+        if adapter.kind() != config.method() {
+            error = Some(
+                FileError::field(
+                    ADAPTER_CONFIG_FILE,
+                    "peft_type/init_weights",
+                    format!(
+                        "the method of adapter `{name}` on `{}` ({})",
+                        layer.path(),
+                        adapter.kind()
+                    ),
+                    config.method().to_string(),
+                )
+                .into(),
+            );
             return;
         }
         let path = layer.path();
@@ -128,7 +131,7 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
 ) -> Result<LoadedAdapter> {
     let config = AdapterConfig::load(dir)?;
     let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
-    let file = weights_path.display().to_string();
+    let file = weights_path.clone();
     let mut adapter_tensors: BTreeMap<String, BTreeMap<&'static str, (String, TensorData)>> =
         BTreeMap::new();
     let mut extra_tensors = BTreeMap::new();
@@ -179,12 +182,12 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
             });
             return;
         }
-        let spec = config.spec_for(&path);
+        let spec = selector.spec_for(&path);
         let (d_in, d_out) = (layer.d_input(), layer.d_output());
-        let adapter = match spec.build::<B>(d_in, d_out, device) {
+        let adapter = match spec.build::<B>(&path, d_in, d_out, device) {
             Ok(a) => a,
             Err(e) => {
-                error = Some(e.at(&path, name));
+                error = Some(e);
                 return;
             }
         };
@@ -192,20 +195,21 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         let mut fetch = |suffix: &'static str, expected: Vec<usize>| -> Result<TensorData> {
             let (key, data) = found
                 .remove(suffix)
-                .ok_or_else(|| AdapterError::MissingTensor {
+                .ok_or_else(|| FileError::MissingTensor {
                     file: file.clone(),
                     key: peft_key(&path, suffix),
-                    layer: path.clone(),
+                    layer: Some(path.clone()),
                 })?;
             let shape = data.shape.to_vec();
             if shape != expected {
-                return Err(AdapterError::ShapeMismatch {
+                return Err(FileError::ShapeMismatch {
                     file: file.clone(),
                     key,
-                    layer: path.clone(),
+                    layer: Some(path.clone()),
                     expected,
                     found: shape,
-                });
+                }
+                .into());
             }
             Ok(data.convert::<f32>())
         };

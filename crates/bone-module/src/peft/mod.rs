@@ -11,7 +11,7 @@ mod io;
 mod keys;
 mod targets;
 
-pub use config::{AdapterConfig, PeftType, ADAPTER_CONFIG_FILE};
+pub use config::{AdapterConfig, LayerSelector, PeftType, ADAPTER_CONFIG_FILE};
 pub use io::{load_adapter, save_adapter, LoadedAdapter, ADAPTER_WEIGHTS_FILE};
 pub use keys::{peft_key, split_peft_key, PEFT_KEY_PREFIX};
 pub use targets::TargetModules;

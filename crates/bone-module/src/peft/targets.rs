@@ -2,13 +2,17 @@
 //! `layers_to_transform` rules.
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use bone_io::FileError;
 
 use crate::error::{AdapterError, Result};
 
 /// PEFT's `target_modules`: module names matched as path suffixes, or one regular expression
 /// that must match the whole module path.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum TargetModules {
     /// A module matches when its path equals a name or ends with `.name`
     /// (`q_proj` matches `model.layers.0.self_attn.q_proj`).
@@ -49,12 +53,12 @@ impl TargetModules {
             Self::Regex(r) if r == "all-linear" => TargetMatcher::All,
             Self::Regex(r) => {
                 TargetMatcher::Regex(Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                    AdapterError::ConfigField {
-                        file: file.into(),
-                        field: field.into(),
-                        expected: "a valid regular expression".into(),
-                        found: format!("{r:?} ({e})"),
-                    }
+                    AdapterError::from(FileError::field(
+                        file,
+                        field,
+                        "a valid regular expression",
+                        format!("{r:?} ({e})"),
+                    ))
                 })?)
             }
         })
@@ -66,32 +70,6 @@ impl TargetModules {
                 Value::Array(names.iter().map(|n| Value::String(n.clone())).collect())
             }
             Self::Regex(r) => Value::String(r.clone()),
-        }
-    }
-
-    pub(crate) fn from_json(value: &Value, file: &str, field: &str) -> Result<Self> {
-        match value {
-            Value::String(s) => Ok(Self::Regex(s.clone())),
-            Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_str()
-                        .map(String::from)
-                        .ok_or_else(|| AdapterError::ConfigField {
-                            file: file.into(),
-                            field: field.into(),
-                            expected: "a list of module names (strings)".into(),
-                            found: item.to_string(),
-                        })
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Self::Names),
-            other => Err(AdapterError::ConfigField {
-                file: file.into(),
-                field: field.into(),
-                expected: "a list of module names or a regular expression string".into(),
-                found: other.to_string(),
-            }),
         }
     }
 }

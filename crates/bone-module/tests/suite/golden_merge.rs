@@ -2,8 +2,8 @@
 //! 0.21.2 wrote, merged by this crate, equal the merged weights PEFT computed.
 
 use crate::common::*;
+use bone_io::tensors::read_safetensors;
 use bone_module::peft::load_adapter;
-use bone_module::tensors::read_safetensors;
 use bone_module::{AdapterHost, AdapterHostExt, AdapterKind};
 
 fn check(method: &str, kind: AdapterKind, r: usize) {
@@ -12,8 +12,8 @@ fn check(method: &str, kind: AdapterKind, r: usize) {
     let mut layers = stories260k_linears::<TB>(&device);
     let dir = shared.join(format!("golden/peft_{method}_stories260k"));
     let loaded = load_adapter(&mut layers, &dir, "default", &device).unwrap();
-    assert_eq!(loaded.config.method, kind);
-    assert_eq!(loaded.config.r, r);
+    assert_eq!(loaded.config.method(), kind);
+    assert_eq!(loaded.config.r(), r);
     assert_eq!(loaded.layers.len(), 35);
     assert!(loaded.extra_tensors.is_empty());
 

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use bone_module::peft::{load_adapter, save_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
-use bone_module::tensors::{read_safetensors, write_safetensors};
 use bone_module::{
-    AdaptedLinear, AdapterConfig, AdapterHostExt, AdapterKind, AdapterSpec, PeftType, TargetModules,
+    AdaptedLinear, AdapterConfig, AdapterHostExt, AdapterKind, AdapterSpec, BlockInit, PeftType,
+    TargetModules,
 };
 use burn::tensor::{Tensor, TensorData};
 use serde_json::Value;
@@ -51,19 +52,23 @@ fn outputs(layers: &[AdaptedLinear<TB>], seed_input: &Tensor<TB, 2>) -> Vec<f32>
 fn reads_the_configs_peft_wrote() {
     let bone = AdapterConfig::load(&golden_dir("bone")).unwrap();
     assert_eq!(
-        (bone.peft_type, bone.method, bone.r),
+        (bone.peft_type, bone.method(), bone.r()),
         (PeftType::Miss, AdapterKind::Bone, 8)
     );
-    assert!(bone.random_init, "init_weights=false");
+    assert_eq!(
+        bone.spec.init(),
+        BlockInit::KaimingUniform,
+        "init_weights=false"
+    );
     let bat = AdapterConfig::load(&golden_dir("bat")).unwrap();
     assert_eq!(
-        (bat.peft_type, bat.method, bat.r),
+        (bat.peft_type, bat.method(), bat.r()),
         (PeftType::Miss, AdapterKind::Bat, 4)
     );
     let lora = AdapterConfig::load(&golden_dir("lora")).unwrap();
     assert_eq!(
-        (lora.peft_type, lora.method, lora.r, lora.lora_alpha),
-        (PeftType::Lora, AdapterKind::Lora, 4, 8.0)
+        (lora.peft_type, lora.method(), lora.r(), lora.spec.alpha()),
+        (PeftType::Lora, AdapterKind::Lora, 4, Some(8.0))
     );
     let TargetModules::Names(mut names) = lora.target_modules else {
         panic!("a list")
@@ -354,6 +359,65 @@ fn config_errors_name_the_field_and_the_value() {
     assert_eq!(
         err("[1]"),
         "adapter_config.json: invalid adapter config: expected a JSON object at the top level"
+    );
+}
+
+#[test]
+fn values_a_cast_or_a_skipped_regex_would_hide_are_errors() {
+    let file = "adapter_config.json";
+    let err = |text: &str| {
+        AdapterConfig::from_json_str(text, file)
+            .unwrap_err()
+            .to_string()
+    };
+    // A negative index must not wrap around to a huge usize.
+    assert_eq!(
+        err(r#"{"peft_type": "MISS", "r": 8, "layers_to_transform": -1, "target_modules": ["q_proj"]}"#),
+        "adapter_config.json: field `layers_to_transform`: expected a layer index or a list of layer indices, found -1"
+    );
+    assert_eq!(
+        err(r#"{"peft_type": "LORA", "r": -8, "target_modules": ["q_proj"]}"#),
+        "adapter_config.json: field `r`: expected a positive integer, found -8"
+    );
+    assert_eq!(
+        err(r#"{"peft_type": "LORA", "r": 8, "rank_pattern": {"q_proj": -4}, "target_modules": ["q_proj"]}"#),
+        "adapter_config.json: field `rank_pattern`: expected an object mapping module-name patterns to positive integers, found {\"q_proj\":-4}"
+    );
+    // An invalid rank_pattern key used to be skipped, leaving its layers at the default rank.
+    assert_eq!(
+        err(r#"{"peft_type": "LORA", "r": 8, "rank_pattern": {"q_proj(": 4}, "target_modules": ["q_proj"]}"#),
+        "adapter_config.json: field `rank_pattern`: expected module-name patterns that are valid regular expressions, found \"q_proj(\" (regex parse error:\n    q_proj(\n          ^\nerror: unclosed group)"
+    );
+    // Built in code, the same key fails where the config is applied.
+    let mut config = AdapterConfig::from_spec(
+        &AdapterSpec::lora(8, 16.0),
+        TargetModules::names(&["q_proj"]),
+    );
+    config.alpha_pattern.insert("[".into(), 4.0);
+    let device = device();
+    let mut layers = stories260k_linears::<TB>(&device);
+    assert_eq!(
+        layers.add_adapter("a", &config, &device).unwrap_err().to_string(),
+        "adapter_config.json: field `alpha_pattern`: expected module-name patterns that are valid regular expressions, found \"[\" (regex parse error:\n    [\n    ^\nerror: unclosed character class)"
+    );
+    assert!(layers.adapter_names().is_empty());
+}
+
+#[test]
+fn configs_peft_wrote_are_written_back_as_they_were() {
+    for method in ["bone", "bat", "lora"] {
+        let path = golden_dir(method).join(ADAPTER_CONFIG_FILE);
+        let config = AdapterConfig::load(&path).unwrap();
+        assert_eq!(config.to_json(), json(&path), "{method}");
+    }
+    // PEFT's MiSS "mini" variant is refused, naming the field of PEFT's own file.
+    let mini = golden_dir("mini").join(ADAPTER_CONFIG_FILE);
+    assert_eq!(
+        AdapterConfig::load(&mini).unwrap_err().to_string(),
+        format!(
+            "{}: field `init_weights`: expected true, false or \"bat\" (MiSS \"mini\" is not supported), found \"mini\"",
+            mini.display()
+        )
     );
 }
 

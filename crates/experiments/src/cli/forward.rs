@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use bone_module::tensors::write_safetensors;
+use bone_io::tensors::write_safetensors;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use models::tokenizer::Tokenizer;

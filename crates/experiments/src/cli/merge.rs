@@ -34,8 +34,8 @@ pub fn run<B: Backend>(args: MergeArgs, device: &B::Device) -> anyhow::Result<()
     println!(
         "merged {} adapter ({}, r={}) into {merged} layers of {} ({}); wrote {} tensors to {} ({} files copied)",
         adapter.config.peft_type.as_str(),
-        adapter.config.method,
-        adapter.config.r,
+        adapter.config.method(),
+        adapter.config.r(),
         args.model.display(),
         loaded.model.architecture(),
         report.tensors,

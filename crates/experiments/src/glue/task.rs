@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bone_module::tensors::{read_safetensors, write_safetensors};
+use bone_io::tensors::{read_safetensors, write_safetensors};
 use bone_module::{AdapterConfig, AdapterHostExt};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};

@@ -284,7 +284,7 @@ fn evaluate<B: Backend>(
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    bone_module::fs::write_atomic(&out, jsonl.as_bytes())
+    bone_io::fs::write_atomic(&out, jsonl.as_bytes())
         .with_context(|| format!("writing --out {}", out.display()))?;
     let summary = Gsm8kSummary {
         model: args.model.clone(),
@@ -305,7 +305,7 @@ fn evaluate<B: Backend>(
         merged,
         predictions: out.clone(),
     };
-    bone_module::fs::write_atomic(
+    bone_io::fs::write_atomic(
         &summary_path(&out),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;

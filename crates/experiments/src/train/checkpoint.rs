@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bone_module::fs::write_atomic;
+use bone_io::fs::write_atomic;
 
 use super::state::TrainerState;
 

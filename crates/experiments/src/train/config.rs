@@ -44,7 +44,7 @@ pub fn fingerprint<C: RunConfig>(config: &C) -> String {
 /// An I/O error.
 pub fn save<C: RunConfig>(config: &C, path: &Path) -> anyhow::Result<()> {
     let text = toml::to_string_pretty(config)?;
-    bone_module::fs::write_atomic(path, text.as_bytes())?;
+    bone_io::fs::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 

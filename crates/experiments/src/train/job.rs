@@ -353,7 +353,7 @@ impl RunSummary {
 /// # Errors
 /// An I/O error.
 pub fn write_summary<S: Serialize>(run: &RunDir, summary: &S) -> anyhow::Result<()> {
-    bone_module::fs::write_atomic(
+    bone_io::fs::write_atomic(
         &run.root().join("summary.json"),
         serde_json::to_string_pretty(summary)?.as_bytes(),
     )?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Once;
 
 use anyhow::Context;
-use bone_module::fs::write_atomic;
+use bone_io::fs::write_atomic;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 

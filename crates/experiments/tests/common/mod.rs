@@ -85,7 +85,7 @@ pub fn json(path: &Path) -> serde_json::Value {
 /// Every tensor of a PEFT folder's `adapter_model.safetensors`, by key, as f32 values.
 pub fn adapter_values(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let file = dir.join("adapter_model.safetensors");
-    bone_module::tensors::read_safetensors(&file)
+    bone_io::tensors::read_safetensors(&file)
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
         .into_iter()
         .map(|(k, v)| (k, v.iter::<f32>().collect()))

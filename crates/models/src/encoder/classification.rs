@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use bone_io::FileError;
 use bone_module::peft::{load_adapter, save_adapter, LoadedAdapter, ADAPTER_WEIGHTS_FILE};
 use bone_module::{AdaptedLinear, AdapterConfig, AdapterHost};
 use burn::module::Module;
@@ -312,15 +313,17 @@ impl<B: Backend> SequenceClassificationModel<B> {
     ) -> Result<LoadedAdapter> {
         if let Some(n) = peek_head_labels(dir, self.family())? {
             if n != self.num_labels() {
-                return Err(ModelError::ShapeMismatch {
+                return Err(FileError::ShapeMismatch {
                     file: dir.join(ADAPTER_WEIGHTS_FILE),
-                    name: match self.family() {
+                    layer: None,
+                    key: match self.family() {
                         ModelFamily::Roberta => "classifier.out_proj.weight".into(),
                         _ => "classifier.weight".into(),
                     },
                     expected: vec![self.num_labels(), self.encoder.config().hidden_size],
                     found: vec![n, self.encoder.config().hidden_size],
-                });
+                }
+                .into());
             }
         }
         let loaded = load_adapter(self, dir, name, device)?;
@@ -346,7 +349,7 @@ pub fn peek_head_labels(dir: &Path, family: ModelFamily) -> Result<Option<usize>
     if !path.is_file() {
         return Ok(None);
     }
-    let tensors = bone_module::tensors::read_safetensors(&path)?;
+    let tensors = bone_io::read_safetensors(&path)?;
     let stripped: BTreeMap<String, TensorData> = tensors
         .into_iter()
         .map(|(k, v)| {

@@ -12,7 +12,9 @@ use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use super::config::EncoderConfig;
 use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
-use crate::error::{ModelError, Result};
+use bone_io::FileError;
+
+use crate::error::Result;
 use crate::nn::Dropout;
 
 /// A `d_in → d_out` linear layer as transformers initialises one: weight normal(0, `std`),
@@ -210,17 +212,20 @@ impl<B: Backend> ClassificationHead<B> {
             Self::Roberta(h) => (ModelFamily::Roberta, h.dense.weight.shape().dims::<2>()[0]),
         };
         for (name, shape) in head_shapes(family, hidden, self.num_labels()) {
-            let data = tensors.get(name).ok_or_else(|| ModelError::MissingTensor {
-                folder: source.to_path_buf(),
-                name: name.into(),
+            let data = tensors.get(name).ok_or_else(|| FileError::MissingTensor {
+                file: source.to_path_buf(),
+                key: name.into(),
+                layer: None,
             })?;
             if data.shape.to_vec() != shape {
-                return Err(ModelError::ShapeMismatch {
+                return Err(FileError::ShapeMismatch {
                     file: source.to_path_buf(),
-                    name: name.into(),
+                    key: name.into(),
+                    layer: None,
                     expected: shape,
                     found: data.shape.to_vec(),
-                });
+                }
+                .into());
             }
         }
         let set = |linear: &mut Linear<B>, name: &str| {

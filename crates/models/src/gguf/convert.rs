@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::FloatDType;
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
+use bone_io::FileError;
 use serde_json::{json, Value};
 
 use super::tokenizer::GgufTokenizer;
@@ -66,19 +67,21 @@ pub fn convert(gguf: &Path, out: &Path, dtype: FloatDType) -> Result<ConvertRepo
         .map(|(n, shape, bytes)| {
             TensorView::new(st_dtype, shape.clone(), bytes)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| ModelError::Safetensors {
-                    file: out.join(WEIGHTS_FILE),
-                    message: format!("tensor `{n}`: {e}"),
+                .map_err(|e| {
+                    ModelError::from(FileError::Safetensors {
+                        file: out.join(WEIGHTS_FILE),
+                        message: format!("tensor `{n}`: {e}"),
+                    })
                 })
         })
         .collect::<Result<Vec<_>>>()?;
     let weights_path = out.join(WEIGHTS_FILE);
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views, Some(metadata), &weights_path).map_err(|e| {
-        ModelError::Safetensors {
+        ModelError::from(FileError::Safetensors {
             file: weights_path.clone(),
             message: e.to_string(),
-        }
+        })
     })?;
     files.push(weights_path);
 

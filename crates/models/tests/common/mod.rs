@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 /// The backend the tests run on: NdArray by default, WGPU or CUDA with their features.
-pub type TB = bone_module::backend::DefaultBackend;
+pub type TB = models::backend::DefaultBackend;
 
 pub fn device() -> burn::tensor::Device<TB> {
     Default::default()
@@ -41,7 +41,7 @@ pub fn roberta_tiny() -> PathBuf {
 }
 
 pub fn golden(name: &str) -> BTreeMap<String, TensorData> {
-    bone_module::tensors::read_safetensors(&shared_dir().join(format!("golden/{name}.safetensors")))
+    bone_io::tensors::read_safetensors(&shared_dir().join(format!("golden/{name}.safetensors")))
         .unwrap()
 }
 

@@ -9,8 +9,16 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 
+/// The backend every test runs on: NdArray by default, WGPU or CUDA with their features
+/// (CUDA first when both are on).
+#[cfg(feature = "cuda")]
+pub type TB = burn::backend::Cuda;
 /// The backend every test runs on: NdArray by default, WGPU or CUDA with their features.
-pub type TB = bone_module::backend::DefaultBackend;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub type TB = burn::backend::Wgpu;
+/// The backend every test runs on: NdArray by default, WGPU or CUDA with their features.
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+pub type TB = burn::backend::NdArray;
 
 pub fn device() -> burn::tensor::Device<TB> {
     Default::default()
@@ -95,7 +103,7 @@ pub fn data_f32(data: &TensorData) -> Vec<f32> {
 /// Hugging Face path (Burn layout: the PyTorch `[out, in]` weight transposed).
 pub fn stories260k_linears<B: Backend>(device: &B::Device) -> Vec<AdaptedLinear<B>> {
     let path = shared_dir().join("models/stories260K/model.safetensors");
-    let tensors = bone_module::tensors::read_safetensors(&path).unwrap();
+    let tensors = bone_io::read_safetensors(&path).unwrap();
     let mut layers = Vec::new();
     for (key, data) in &tensors {
         let Some(module) = key.strip_suffix(".weight") else {

@@ -7,7 +7,7 @@ use burn::tensor::{DType, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::error::{AdapterError, Result};
+use crate::error::{FileError, Result};
 use crate::fs::{read, write_atomic};
 
 /// Reads every tensor of a safetensors file, keeping its dtype (f64, f32, f16, bf16, i64,
@@ -18,8 +18,8 @@ use crate::fs::{read, write_atomic};
 /// the file (and the key).
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>> {
     let bytes = read(path)?;
-    let file = path.display().to_string();
-    let parsed = SafeTensors::deserialize(&bytes).map_err(|e| AdapterError::Safetensors {
+    let file = path.to_path_buf();
+    let parsed = SafeTensors::deserialize(&bytes).map_err(|e| FileError::Safetensors {
         file: file.clone(),
         message: e.to_string(),
     })?;
@@ -35,7 +35,7 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>> {
             Dtype::U8 => DType::U8,
             Dtype::BOOL => DType::Bool(burn::tensor::BoolStore::Native),
             other => {
-                return Err(AdapterError::UnsupportedDtype {
+                return Err(FileError::UnsupportedDtype {
                     file,
                     key,
                     dtype: format!("{other:?}"),
@@ -58,7 +58,7 @@ pub fn write_safetensors(
     tensors: &BTreeMap<String, TensorData>,
     metadata: &[(&str, &str)],
 ) -> Result<()> {
-    let file = path.display().to_string();
+    let file = path.to_path_buf();
     let mut views = Vec::with_capacity(tensors.len());
     for (key, data) in tensors {
         let dtype = match data.dtype {
@@ -70,7 +70,7 @@ pub fn write_safetensors(
             DType::I32 => Dtype::I32,
             DType::U8 => Dtype::U8,
             other => {
-                return Err(AdapterError::UnsupportedDtype {
+                return Err(FileError::UnsupportedDtype {
                     file,
                     key: key.clone(),
                     dtype: format!("{other:?}"),
@@ -78,7 +78,7 @@ pub fn write_safetensors(
             }
         };
         let view = TensorView::new(dtype, data.shape.to_vec(), data.as_bytes()).map_err(|e| {
-            AdapterError::Safetensors {
+            FileError::Safetensors {
                 file: file.clone(),
                 message: format!("tensor `{key}`: {e}"),
             }
@@ -90,7 +90,7 @@ pub fn write_safetensors(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| AdapterError::Safetensors {
+        safetensors::serialize(views, Some(metadata)).map_err(|e| FileError::Safetensors {
             file,
             message: e.to_string(),
         })?;

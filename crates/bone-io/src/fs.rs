@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{AdapterError, Result};
+use crate::error::{FileError, Result};
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 /// Creates the parent folder when missing.
@@ -17,19 +17,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&parent).map_err(|e| AdapterError::io("creating folder", &parent, e))?;
+    fs::create_dir_all(&parent).map_err(|e| FileError::io("creating folder", &parent, e))?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
     let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(|e| AdapterError::io("creating", &tmp, e))?;
+        let mut file = File::create(&tmp).map_err(|e| FileError::io("creating", &tmp, e))?;
         file.write_all(bytes)
-            .map_err(|e| AdapterError::io("writing", &tmp, e))?;
+            .map_err(|e| FileError::io("writing", &tmp, e))?;
         file.sync_all()
-            .map_err(|e| AdapterError::io("syncing", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| AdapterError::io("renaming into place", path, e))
+            .map_err(|e| FileError::io("syncing", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| FileError::io("renaming into place", path, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -42,7 +42,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// Any I/O error (a missing file names the path).
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| AdapterError::io("reading", path, e))
+    fs::read(path).map_err(|e| FileError::io("reading", path, e))
 }
 
 #[cfg(test)]
