@@ -116,7 +116,7 @@ impl<B: Backend> AutoModel<B> {
     /// The transformers class this model corresponds to.
     pub fn architecture(&self) -> &'static str {
         match (self, self.family()) {
-            (Self::CausalLm(_), _) => "LlamaForCausalLM",
+            (Self::CausalLm(m), _) => m.kind().architecture(),
             (Self::Encoder(_), ModelFamily::Roberta) => "RobertaModel",
             (Self::Encoder(_), _) => "BertModel",
             (Self::Classifier(_), ModelFamily::Roberta) => "RobertaForSequenceClassification",

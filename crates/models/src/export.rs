@@ -12,15 +12,17 @@ use bone_module::fs::write_atomic;
 use bone_module::tensors::write_safetensors;
 use bone_module::AdaptedLinear;
 use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm, Linear, RmsNorm};
+use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use serde_json::{json, Value};
 
-use crate::checkpoint::{Checkpoint, CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::checkpoint::{Checkpoint, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::config::CONFIG_FILE;
 use crate::encoder::{ClassificationHead, EncoderModel, SequenceClassificationModel};
 use crate::error::{ModelError, Result};
 use crate::llama::LlamaForCausalLM;
+use crate::weights::hf_tensors;
 
 /// Tensors by Hugging Face name, in PyTorch layout.
 pub type StateDict = BTreeMap<String, TensorData>;
@@ -89,9 +91,9 @@ pub fn save_pretrained<M: HfExport + ?Sized>(model: &M, out_dir: &Path) -> Resul
         .find_map(|n| {
             source
                 .info(n)
-                .filter(|i| matches!(i.dtype.as_str(), "F32" | "F16" | "BF16" | "F64"))
+                .filter(|i| matches!(i.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64))
         })
-        .map(|i| dtype_of(&i.dtype))
+        .map(|i| i.dtype)
         .unwrap_or(DType::F32);
 
     // Assign each output tensor to a file, following the source's shards.
@@ -133,7 +135,7 @@ pub fn save_pretrained<M: HfExport + ?Sized>(model: &M, out_dir: &Path) -> Resul
                         .get(&src)
                         .cloned()
                         .unwrap_or_else(|| last_file.clone()),
-                    info.map(|i| dtype_of(&i.dtype)).unwrap_or(default_dtype),
+                    info.map(|i| float_dtype(i.dtype)).unwrap_or(default_dtype),
                 )
             }
             None => (last_file.clone(), default_dtype),
@@ -212,11 +214,11 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn dtype_of(name: &str) -> DType {
-    match name {
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
+/// `stored` when it is F16, BF16 or F64, else F32 (a non-float source tensor under the name
+/// of a float parameter is written in F32).
+fn float_dtype(stored: DType) -> DType {
+    match stored {
+        DType::F16 | DType::BF16 | DType::F64 => stored,
         _ => DType::F32,
     }
 }
@@ -277,42 +279,13 @@ impl Collector<'_> {
             self.param(format!("{name}.bias"), b);
         }
     }
-    fn rms_norm<B: Backend>(&mut self, name: &str, n: &RmsNorm<B>) {
-        self.param(format!("{name}.weight"), &n.gamma);
-    }
 }
 
 impl<B: Backend> HfExport for LlamaForCausalLM<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        let mut c = Collector(&mut out);
-        c.embedding("model.embed_tokens", &self.model.embed_tokens);
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let a = &layer.self_attn;
-            for l in [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj] {
-                c.adapted(l);
-            }
-            for l in [
-                &layer.mlp.gate_proj,
-                &layer.mlp.up_proj,
-                &layer.mlp.down_proj,
-            ] {
-                c.adapted(l);
-            }
-            c.rms_norm(
-                &format!("model.layers.{i}.input_layernorm"),
-                &layer.input_layernorm,
-            );
-            c.rms_norm(
-                &format!("model.layers.{i}.post_attention_layernorm"),
-                &layer.post_attention_layernorm,
-            );
-        }
-        c.rms_norm("model.norm", &self.model.norm);
-        if let Some(head) = &self.lm_head {
-            c.linear("lm_head", head);
-        }
-        out
+        // The names come from the model's one table, `HfModules`; cloning a module shares its
+        // tensors.
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {

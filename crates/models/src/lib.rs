@@ -69,6 +69,7 @@ pub mod nn;
 pub mod targets;
 pub mod tokenizer;
 pub mod train;
+pub mod weights;
 
 pub use auto::AutoModel;
 pub use checkpoint::{Checkpoint, LoadOptions};

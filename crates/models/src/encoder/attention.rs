@@ -8,10 +8,10 @@ use burn::tensor::{Bool, Tensor};
 
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::Dropout;
 use crate::nn::{apply_mask, softmax_last};
+use crate::weights::WeightLoader;
 
 /// Bidirectional multi-head attention (`BertSelfAttention`): `query`, `key`, `value`.
 #[derive(Module, Debug)]

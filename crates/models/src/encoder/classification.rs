@@ -13,10 +13,11 @@ use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 
 use super::head::{head_num_labels, ClassificationHead};
 use super::model::{encoder_config, EncoderModel};
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::ModelFamily;
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
+use crate::weights::WeightLoader;
 
 /// Where the classification head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

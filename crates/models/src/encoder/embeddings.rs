@@ -7,10 +7,10 @@ use burn::tensor::{Int, Tensor};
 
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use crate::error::Result;
 use crate::nn::Dropout;
+use crate::weights::WeightLoader;
 
 /// `LayerNorm(word + position + token_type)` then dropout (`BertEmbeddings` /
 /// `RobertaEmbeddings`).

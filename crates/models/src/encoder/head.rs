@@ -10,10 +10,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::config::EncoderConfig;
-use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use crate::error::{ModelError, Result};
 use crate::nn::Dropout;
+use crate::weights::WeightLoader;
 
 /// A `d_in → d_out` linear layer as transformers initialises one: weight normal(0, `std`),
 /// bias zero; in `dtype` (the device default when `None`).
@@ -253,7 +253,7 @@ impl<B: Backend> ClassificationHead<B> {
             _ => "classifier.weight",
         };
         loader
-            .checkpoint()
+            .source()
             .info(&loader.full_name(name))
             .and_then(|i| i.shape.first().copied())
     }

@@ -9,10 +9,10 @@ use burn::tensor::{Bool, Tensor};
 use super::attention::{adapted, EncoderAttention};
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::Activation;
 use crate::nn::Dropout;
+use crate::weights::WeightLoader;
 
 /// `act(dense(x))` (`BertIntermediate`).
 #[derive(Module, Debug)]

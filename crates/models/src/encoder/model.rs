@@ -12,10 +12,11 @@ use super::embeddings::EncoderEmbeddings;
 use super::layer::EncoderLayer;
 use super::packing::TokenPacking;
 use super::pooling::{mean_pool, Pooler};
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::{ModelConfig, ModelFamily};
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
+use crate::weights::WeightLoader;
 
 /// A BERT or RoBERTa encoder loaded from a Hugging Face checkpoint.
 ///

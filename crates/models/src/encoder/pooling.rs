@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::checkpoint::WeightLoader;
 use crate::error::Result;
+use crate::weights::WeightLoader;
 
 /// The mean of the token states over the real tokens (sentence-transformers' mean pooling:
 /// `Σ h·m / max(Σ m, 1e-9)`).
