@@ -10,16 +10,13 @@ use std::path::{Path, PathBuf};
 
 use bone_module::fs::write_atomic;
 use bone_module::tensors::write_safetensors;
-use bone_module::AdaptedLinear;
-use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, TensorData};
 use serde_json::{json, Value};
 
 use crate::checkpoint::{Checkpoint, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 use crate::config::CONFIG_FILE;
-use crate::encoder::{ClassificationHead, EncoderModel, SequenceClassificationModel};
+use crate::encoder::{EncoderModel, SequenceClassificationModel};
 use crate::error::{ModelError, Result};
 use crate::llama::LlamaForCausalLM;
 use crate::weights::hf_tensors;
@@ -251,40 +248,10 @@ fn copy_others(from: &Path, to: &Path, skip: &[String], copied: &mut Vec<PathBuf
     Ok(())
 }
 
-/// Adds Burn modules to a [`StateDict`] under Hugging Face names.
-struct Collector<'a>(&'a mut StateDict);
-
-impl Collector<'_> {
-    fn tensor<B: Backend, const D: usize>(&mut self, name: String, t: Tensor<B, D>) {
-        self.0.insert(name, t.into_data());
-    }
-    fn param<B: Backend, const D: usize>(&mut self, name: String, p: &Param<Tensor<B, D>>) {
-        self.tensor(name, p.val());
-    }
-    fn linear<B: Backend>(&mut self, name: &str, l: &Linear<B>) {
-        self.tensor(format!("{name}.weight"), l.weight.val().transpose());
-        if let Some(b) = &l.bias {
-            self.param(format!("{name}.bias"), b);
-        }
-    }
-    fn adapted<B: Backend>(&mut self, l: &AdaptedLinear<B>) {
-        self.linear(l.path(), &l.base);
-    }
-    fn embedding<B: Backend>(&mut self, name: &str, e: &Embedding<B>) {
-        self.param(format!("{name}.weight"), &e.weight);
-    }
-    fn layer_norm<B: Backend>(&mut self, name: &str, n: &LayerNorm<B>) {
-        self.param(format!("{name}.weight"), &n.gamma);
-        if let Some(b) = &n.beta {
-            self.param(format!("{name}.bias"), b);
-        }
-    }
-}
-
 impl<B: Backend> HfExport for LlamaForCausalLM<B> {
     fn hf_state_dict(&self) -> StateDict {
-        // The names come from the model's one table, `HfModules`; cloning a module shares its
-        // tensors.
+        // The names come from the model's table (`HfModules`), as when loading; cloning a
+        // module shares its tensors.
         hf_tensors(&mut self.clone())
     }
 
@@ -293,54 +260,9 @@ impl<B: Backend> HfExport for LlamaForCausalLM<B> {
     }
 }
 
-fn encoder_state<B: Backend>(encoder: &EncoderModel<B>, out: &mut StateDict) {
-    let p = encoder.path_prefix();
-    let mut c = Collector(out);
-    let e = &encoder.embeddings;
-    c.embedding(
-        &format!("{p}embeddings.word_embeddings"),
-        &e.word_embeddings,
-    );
-    c.embedding(
-        &format!("{p}embeddings.position_embeddings"),
-        &e.position_embeddings,
-    );
-    c.embedding(
-        &format!("{p}embeddings.token_type_embeddings"),
-        &e.token_type_embeddings,
-    );
-    c.layer_norm(&format!("{p}embeddings.LayerNorm"), &e.layer_norm);
-    for (i, layer) in encoder.layers.iter().enumerate() {
-        let a = &layer.attention;
-        for l in [
-            &a.self_attn.query,
-            &a.self_attn.key,
-            &a.self_attn.value,
-            &a.output.dense,
-        ] {
-            c.adapted(l);
-        }
-        c.layer_norm(
-            &format!("{p}encoder.layer.{i}.attention.output.LayerNorm"),
-            &a.output.layer_norm,
-        );
-        c.adapted(&layer.intermediate.dense);
-        c.adapted(&layer.output.dense);
-        c.layer_norm(
-            &format!("{p}encoder.layer.{i}.output.LayerNorm"),
-            &layer.output.layer_norm,
-        );
-    }
-    if let Some(pooler) = &encoder.pooler {
-        c.adapted(&pooler.dense);
-    }
-}
-
 impl<B: Backend> HfExport for EncoderModel<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        encoder_state(self, &mut out);
-        out
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {
@@ -357,17 +279,7 @@ impl<B: Backend> HfExport for EncoderModel<B> {
 
 impl<B: Backend> HfExport for SequenceClassificationModel<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        encoder_state(&self.encoder, &mut out);
-        let mut c = Collector(&mut out);
-        match &self.head {
-            ClassificationHead::Bert(h) => c.linear("classifier", &h.classifier),
-            ClassificationHead::Roberta(h) => {
-                c.linear("classifier.dense", &h.dense);
-                c.linear("classifier.out_proj", &h.out_proj);
-            }
-        }
-        out
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {

@@ -17,7 +17,7 @@ use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::ModelFamily;
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
-use crate::weights::WeightLoader;
+use crate::weights::{HfModule, HfModules, WeightLoader};
 
 /// Where the classification head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -369,5 +369,15 @@ impl<B: Backend> AdapterHost<B> for SequenceClassificationModel<B> {
 
     fn visit_linears_mut(&mut self, f: &mut dyn FnMut(&mut AdaptedLinear<B>)) {
         self.encoder.visit_linears_mut(f);
+    }
+}
+
+impl<B: Backend> HfModules<B> for SequenceClassificationModel<B> {
+    fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        self.encoder.visit_hf_modules(f)?;
+        self.head.visit_hf_modules(f)
     }
 }
