@@ -22,7 +22,8 @@ pub const SUPPORTED_MODEL_TYPES: [&str; 6] =
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelFamily {
     /// The LLaMA-architecture decoders: `llama` (LLaMA, TinyLlama, SmolLM, stories260K, …),
-    /// `mistral`, `qwen2` and `qwen3`; [`DecoderKind`](crate::llama::DecoderKind) tells them apart.
+    /// `mistral`, `qwen2` and `qwen3`; [`DecoderKind`](crate::llama::DecoderKind) tells them
+    /// apart.
     Llama,
     /// `bert`: BERT encoders (all-MiniLM-L6-v2, bert-base, …).
     Bert,

@@ -75,7 +75,8 @@ impl<B: Backend> LlamaAttention<B> {
         }
     }
 
-    /// Lists the projections and norms under their Hugging Face names (see [`HfModules`](crate::weights::HfModules)).
+    /// Lists the projections and norms under their Hugging Face names (see
+    /// [`HfModules`](crate::weights::HfModules)).
     ///
     /// # Errors
     /// Whatever `f` returns.

@@ -15,12 +15,12 @@ use burn::tensor::backend::Backend;
 /// Which LLaMA-architecture decoder a config describes (`model_type`). They share one
 /// implementation; the kind switches its differences on:
 ///
-/// | kind      | q/k/v bias          | o bias              | per-head q/k RMSNorm | window          |
-/// |-----------|---------------------|---------------------|----------------------|-----------------|
-/// | `llama`   | `attention_bias`    | `attention_bias`    | no                   | no              |
-/// | `mistral` | no                  | no                  | no                   | `sliding_window`|
-/// | `qwen2`   | yes                 | no                  | no                   | no              |
-/// | `qwen3`   | `attention_bias`    | `attention_bias`    | `q_norm`, `k_norm`   | no              |
+/// | kind      | q/k/v bias       | o bias           | q/k RMSNorm per head | window           |
+/// |-----------|------------------|------------------|----------------------|------------------|
+/// | `llama`   | `attention_bias` | `attention_bias` | no                   | no               |
+/// | `mistral` | no               | no               | no                   | `sliding_window` |
+/// | `qwen2`   | yes              | no               | no                   | no               |
+/// | `qwen3`   | `attention_bias` | `attention_bias` | `q_norm`, `k_norm`   | no               |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DecoderKind {

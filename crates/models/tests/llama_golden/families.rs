@@ -158,7 +158,8 @@ fn llama3_reference(
             };
             let smooth = (original / wavelen - low) / (high - low);
             let smoothed = (1.0 - smooth) * inv_llama / factor + smooth * inv_llama;
-            let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+            // transformers: `~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)`.
+            let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
             if medium {
                 smoothed
             } else {
