@@ -27,7 +27,7 @@ pub fn run<B: Backend>(args: InspectArgs, device: &B::Device, backend: &str) -> 
         o,
         "architecture  {} (model_type {}), backend {backend}, dtype {dtype}",
         model.architecture(),
-        model.family()
+        model.model_type()
     );
     let mut parts: Vec<(&str, String)> = Vec::new();
     match model {
