@@ -396,7 +396,7 @@ fn errors_name_the_problem() {
     let err = fails(&["inspect", "--model", s(dir.path())], 1);
     assert_eq!(
         err.trim_end(),
-        format!("error: {}/config.json: unsupported model_type \"gpt2\" (supported: llama, bert, roberta)", dir.path().display())
+        format!("error: {}/config.json: unsupported model_type \"gpt2\" (supported: llama, mistral, qwen2, qwen3, bert, roberta)", dir.path().display())
     );
 
     let mut tensors = read_safetensors(&stories().join("model.safetensors")).unwrap();

@@ -113,10 +113,19 @@ impl<B: Backend> AutoModel<B> {
         }
     }
 
+    /// The `model_type` of its config (`llama`, `mistral`, `qwen2`, `qwen3`, `bert`,
+    /// `roberta`).
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            Self::CausalLm(m) => m.kind().model_type(),
+            other => other.family().model_type(),
+        }
+    }
+
     /// The transformers class this model corresponds to.
     pub fn architecture(&self) -> &'static str {
         match (self, self.family()) {
-            (Self::CausalLm(_), _) => "LlamaForCausalLM",
+            (Self::CausalLm(m), _) => m.kind().architecture(),
             (Self::Encoder(_), ModelFamily::Roberta) => "RobertaModel",
             (Self::Encoder(_), _) => "BertModel",
             (Self::Classifier(_), ModelFamily::Roberta) => "RobertaForSequenceClassification",

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use memmap2::Mmap;
@@ -18,13 +16,12 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-use crate::config::ModelConfig;
+use crate::config::{read_config, read_json, ModelConfig, CONFIG_FILE};
 use bone_io::FileError;
 
 use crate::error::{ModelError, Result};
+use crate::weights::{float_tensor, TensorSource};
 
-/// The configuration file of a checkpoint folder.
-pub const CONFIG_FILE: &str = "config.json";
 /// The single weight file of an unsharded checkpoint.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The index of a sharded checkpoint (`weight_map`: tensor name → shard file).
@@ -96,8 +93,8 @@ impl Shard {
 pub struct TensorInfo {
     /// The file the tensor is in.
     pub file: PathBuf,
-    /// The stored data type (`F32`, `F16`, `BF16`, `I64`, …).
-    pub dtype: String,
+    /// The stored data type (`F32`, `F16`, `BF16`, `I64`, …; see [`dtype_name`]).
+    pub dtype: DType,
     /// The stored shape (PyTorch layout).
     pub shape: Vec<usize>,
 }
@@ -237,7 +234,8 @@ impl Checkpoint {
         files
     }
 
-    /// Dtype, shape and file of tensor `name`.
+    /// Dtype, shape and file of tensor `name`; `None` when there is no such tensor, or when
+    /// it is stored in a dtype Burn cannot hold (such as F8; [`read`](Self::read) names it).
     pub fn info(&self, name: &str) -> Option<TensorInfo> {
         if let Some(g) = &self.gguf {
             return g.tensor_info(name);
@@ -246,7 +244,7 @@ impl Checkpoint {
         let info = shard.metadata.info(name)?;
         Some(TensorInfo {
             file: shard.path.clone(),
-            dtype: format!("{:?}", info.dtype),
+            dtype: burn_dtype(info.dtype)?,
             shape: info.shape.clone(),
         })
     }
@@ -297,31 +295,7 @@ impl Checkpoint {
         dtype: Option<FloatDType>,
         device: &B::Device,
     ) -> Result<Tensor<B, D>> {
-        let info = self.info(name).ok_or_else(|| self.missing(name.into()))?;
-        if info.shape != expected {
-            return Err(FileError::ShapeMismatch {
-                file: info.file,
-                key: name.into(),
-                layer: None,
-                expected: expected.to_vec(),
-                found: info.shape,
-            }
-            .into());
-        }
-        let data = self.read(name)?;
-        if !data.dtype.is_float() {
-            return Err(FileError::UnsupportedDtype {
-                file: info.file,
-                key: name.into(),
-                dtype: info.dtype,
-            }
-            .into());
-        }
-        // `from_data` converts the host data to the requested (or the device's default) dtype.
-        Ok(match dtype {
-            Some(dtype) => Tensor::from_data(data, (device, DType::from(dtype))),
-            None => Tensor::from_data(data, device),
-        })
+        float_tensor(self, name, expected, dtype, device)
     }
 
     fn missing(&self, name: String) -> ModelError {
@@ -332,197 +306,6 @@ impl Checkpoint {
         }
         .into()
     }
-}
-
-/// Reads tensors of one model from a [`Checkpoint`]: a name prefix (`bert.`, `roberta.`, or
-/// none), the float type to load into and the device.
-///
-/// Every method checks the shape against the configuration and returns frozen parameters
-/// (`require_grad = false`).
-#[derive(Debug, Clone)]
-pub struct WeightLoader<'a, B: Backend> {
-    checkpoint: &'a Checkpoint,
-    prefix: String,
-    dtype: Option<FloatDType>,
-    device: &'a B::Device,
-}
-
-impl<'a, B: Backend> WeightLoader<'a, B> {
-    /// A loader for the tensors of `checkpoint`, converted to `dtype` (the device default when
-    /// `None`).
-    pub fn new(
-        checkpoint: &'a Checkpoint,
-        dtype: Option<FloatDType>,
-        device: &'a B::Device,
-    ) -> Self {
-        Self {
-            checkpoint,
-            prefix: String::new(),
-            dtype,
-            device,
-        }
-    }
-
-    /// The same loader, reading names under `prefix` (e.g. `"bert."`).
-    pub fn with_prefix(&self, prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-            ..self.clone()
-        }
-    }
-
-    /// The checkpoint.
-    pub fn checkpoint(&self) -> &'a Checkpoint {
-        self.checkpoint
-    }
-
-    /// The device.
-    pub fn device(&self) -> &'a B::Device {
-        self.device
-    }
-
-    /// The float type tensors are loaded into (`None`: the device default).
-    pub fn dtype(&self) -> Option<FloatDType> {
-        self.dtype
-    }
-
-    /// The full name of `name` under this loader's prefix.
-    pub fn full_name(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    /// Whether the checkpoint has `name` (under the prefix).
-    pub fn contains(&self, name: &str) -> bool {
-        self.checkpoint.contains(&self.full_name(name))
-    }
-
-    /// Float tensor `name` of shape `shape` (PyTorch layout).
-    ///
-    /// # Errors
-    /// See [`Checkpoint::float`].
-    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
-        self.checkpoint
-            .float(&self.full_name(name), shape, self.dtype, self.device)
-    }
-
-    /// A frozen parameter from tensor `name`.
-    ///
-    /// # Errors
-    /// See [`Checkpoint::float`].
-    pub fn param<const D: usize>(
-        &self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Param<Tensor<B, D>>> {
-        Ok(
-            Param::from_tensor(self.tensor(name, shape)?.set_require_grad(false))
-                .set_require_grad(false),
-        )
-    }
-
-    /// A frozen Burn [`Linear`] from `{name}.weight` (`[d_output, d_input]` in the file,
-    /// transposed to Burn's `[d_input, d_output]`) and, when `bias`, `{name}.bias`.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn linear(
-        &self,
-        name: &str,
-        d_input: usize,
-        d_output: usize,
-        bias: bool,
-    ) -> Result<Linear<B>> {
-        let weight = self.tensor::<2>(&format!("{name}.weight"), [d_output, d_input])?;
-        let bias = if bias {
-            Some(self.param::<1>(&format!("{name}.bias"), [d_output])?)
-        } else {
-            None
-        };
-        Ok(Linear {
-            weight: Param::from_tensor(weight.transpose()).set_require_grad(false),
-            bias,
-        })
-    }
-
-    /// A frozen [`Embedding`] from `{name}.weight` `[n, d]`.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn embedding(&self, name: &str, n: usize, d: usize) -> Result<Embedding<B>> {
-        Ok(Embedding {
-            weight: self.param(&format!("{name}.weight"), [n, d])?,
-        })
-    }
-
-    /// A frozen [`LayerNorm`] from `{name}.weight` and `{name}.bias` (or the older
-    /// `gamma`/`beta` names).
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn layer_norm(&self, name: &str, d: usize, eps: f64) -> Result<LayerNorm<B>> {
-        let (w, b) = if !self.contains(&format!("{name}.weight"))
-            && self.contains(&format!("{name}.gamma"))
-        {
-            ("gamma", "beta")
-        } else {
-            ("weight", "bias")
-        };
-        let mut norm = LayerNormConfig::new(d)
-            .with_epsilon(eps)
-            .init::<B>(self.device);
-        norm.gamma = self.param(&format!("{name}.{w}"), [d])?;
-        norm.beta = Some(self.param(&format!("{name}.{b}"), [d])?);
-        Ok(norm)
-    }
-
-    /// A frozen [`RmsNorm`] from `{name}.weight`.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn rms_norm(&self, name: &str, d: usize, eps: f64) -> Result<RmsNorm<B>> {
-        let mut norm = RmsNormConfig::new(d)
-            .with_epsilon(eps)
-            .init::<B>(self.device);
-        norm.gamma = self.param(&format!("{name}.weight"), [d])?;
-        Ok(norm)
-    }
-}
-
-/// Reads and parses `config.json` of `dir`.
-///
-/// # Errors
-/// A missing folder, a missing file, or invalid JSON.
-pub fn read_config(dir: &Path) -> Result<Value> {
-    if !dir.is_dir() {
-        return Err(ModelError::MissingFolder {
-            path: dir.to_path_buf(),
-        });
-    }
-    let path = dir.join(CONFIG_FILE);
-    if !path.is_file() {
-        return Err(ModelError::MissingFile {
-            folder: dir.to_path_buf(),
-            file: CONFIG_FILE.into(),
-            why: "the Hugging Face model configuration".into(),
-        });
-    }
-    read_json(&path)
-}
-
-/// Reads and parses a JSON file.
-///
-/// # Errors
-/// An unreadable file or invalid JSON, naming the path.
-pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io("reading", path, e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        FileError::ConfigSyntax {
-            file: path.to_path_buf(),
-            what: "JSON",
-            message: e.to_string(),
-        }
-        .into()
-    })
 }
 
 /// The shard files an index lists, in order of first appearance.
@@ -570,6 +353,28 @@ fn shard_files(index_path: &Path) -> Result<Vec<PathBuf>> {
         paths.push(path);
     }
     Ok(paths)
+}
+
+impl TensorSource for Checkpoint {
+    fn origin(&self) -> &Path {
+        &self.dir
+    }
+
+    fn info(&self, name: &str) -> Option<TensorInfo> {
+        Checkpoint::info(self, name)
+    }
+
+    fn read(&self, name: &str) -> Result<TensorData> {
+        Checkpoint::read(self, name)
+    }
+}
+
+/// The name of a stored dtype as safetensors writes it (`F32`, `BF16`, `I64`, `BOOL`, …).
+pub fn dtype_name(dtype: DType) -> String {
+    match dtype {
+        DType::Bool(_) => "BOOL".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 fn burn_dtype(dtype: Dtype) -> Option<DType> {

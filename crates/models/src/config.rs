@@ -6,20 +6,26 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::checkpoint::CONFIG_FILE;
 use crate::encoder::EncoderConfig;
 use bone_io::FileError;
 
 use crate::error::{ModelError, Result};
 use crate::llama::LlamaConfig;
 
-/// The `model_type`s this crate can load.
-pub const SUPPORTED_MODEL_TYPES: [&str; 3] = ["llama", "bert", "roberta"];
+/// The configuration file of a checkpoint folder.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// The `model_type`s this crate can load (`llama`, `mistral`, `qwen2` and `qwen3` all run
+/// on the one LLaMA decoder, see [`DecoderKind`](crate::llama::DecoderKind)).
+pub const SUPPORTED_MODEL_TYPES: [&str; 6] =
+    ["llama", "mistral", "qwen2", "qwen3", "bert", "roberta"];
 
 /// A model family, from `model_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelFamily {
-    /// `llama`: decoder-only causal LM (LLaMA, TinyLlama, SmolLM, stories260K, …).
+    /// The LLaMA-architecture decoders: `llama` (LLaMA, TinyLlama, SmolLM, stories260K, …),
+    /// `mistral`, `qwen2` and `qwen3`; [`DecoderKind`](crate::llama::DecoderKind) tells them
+    /// apart.
     Llama,
     /// `bert`: BERT encoders (all-MiniLM-L6-v2, bert-base, …).
     Bert,
@@ -113,8 +119,45 @@ impl ModelConfig {
 /// # Errors
 /// A missing folder or file, or invalid JSON.
 pub fn read_config_value(dir: &Path) -> Result<(Value, PathBuf)> {
-    let value = crate::checkpoint::read_config(dir)?;
+    let value = read_config(dir)?;
     Ok((value, dir.join(CONFIG_FILE)))
+}
+
+/// Reads and parses `config.json` of `dir`.
+///
+/// # Errors
+/// A missing folder, a missing file, or invalid JSON.
+pub fn read_config(dir: &Path) -> Result<Value> {
+    if !dir.is_dir() {
+        return Err(ModelError::MissingFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    let path = dir.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Err(ModelError::MissingFile {
+            folder: dir.to_path_buf(),
+            file: CONFIG_FILE.into(),
+            why: "the Hugging Face model configuration".into(),
+        });
+    }
+    read_json(&path)
+}
+
+/// Reads and parses a JSON file.
+///
+/// # Errors
+/// An unreadable file or invalid JSON, naming the path.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io("reading", path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        FileError::ConfigSyntax {
+            file: path.to_path_buf(),
+            what: "JSON",
+            message: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The family named by `model_type`.
@@ -124,7 +167,7 @@ pub fn read_config_value(dir: &Path) -> Result<(Value, PathBuf)> {
 pub fn model_family(value: &Value, file: &Path) -> Result<ModelFamily> {
     match value.get("model_type") {
         Some(Value::String(t)) => match t.as_str() {
-            "llama" => Ok(ModelFamily::Llama),
+            "llama" | "mistral" | "qwen2" | "qwen3" => Ok(ModelFamily::Llama),
             "bert" => Ok(ModelFamily::Bert),
             "roberta" => Ok(ModelFamily::Roberta),
             other => Err(ModelError::UnsupportedModelType {

@@ -10,17 +10,16 @@ use std::path::{Path, PathBuf};
 
 use bone_io::fs::write_atomic;
 use bone_io::tensors::write_safetensors;
-use bone_module::AdaptedLinear;
-use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm, Linear, RmsNorm};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, TensorData};
 use serde_json::{json, Value};
 
-use crate::checkpoint::{Checkpoint, CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
-use crate::encoder::{ClassificationHead, EncoderModel, SequenceClassificationModel};
+use crate::checkpoint::{Checkpoint, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::config::CONFIG_FILE;
+use crate::encoder::{EncoderModel, SequenceClassificationModel};
 use crate::error::{ModelError, Result};
 use crate::llama::LlamaForCausalLM;
+use crate::weights::hf_tensors;
 
 /// Tensors by Hugging Face name, in PyTorch layout.
 pub type StateDict = BTreeMap<String, TensorData>;
@@ -99,9 +98,9 @@ pub fn save_pretrained<M: HfExport + ?Sized>(model: &M, out_dir: &Path) -> Resul
         .find_map(|n| {
             source
                 .info(n)
-                .filter(|i| matches!(i.dtype.as_str(), "F32" | "F16" | "BF16" | "F64"))
+                .filter(|i| matches!(i.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64))
         })
-        .map(|i| dtype_of(&i.dtype))
+        .map(|i| i.dtype)
         .unwrap_or(DType::F32);
 
     // Assign each output tensor to a file, following the source's shards.
@@ -143,7 +142,7 @@ pub fn save_pretrained<M: HfExport + ?Sized>(model: &M, out_dir: &Path) -> Resul
                         .get(&src)
                         .cloned()
                         .unwrap_or_else(|| last_file.clone()),
-                    info.map(|i| dtype_of(&i.dtype)).unwrap_or(default_dtype),
+                    info.map(|i| float_dtype(i.dtype)).unwrap_or(default_dtype),
                 )
             }
             None => (last_file.clone(), default_dtype),
@@ -222,11 +221,11 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn dtype_of(name: &str) -> DType {
-    match name {
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
+/// `stored` when it is F16, BF16 or F64, else F32 (a non-float source tensor under the name
+/// of a float parameter is written in F32).
+fn float_dtype(stored: DType) -> DType {
+    match stored {
+        DType::F16 | DType::BF16 | DType::F64 => stored,
         _ => DType::F32,
     }
 }
@@ -259,70 +258,11 @@ fn copy_others(from: &Path, to: &Path, skip: &[String], copied: &mut Vec<PathBuf
     Ok(())
 }
 
-/// Adds Burn modules to a [`StateDict`] under Hugging Face names.
-struct Collector<'a>(&'a mut StateDict);
-
-impl Collector<'_> {
-    fn tensor<B: Backend, const D: usize>(&mut self, name: String, t: Tensor<B, D>) {
-        self.0.insert(name, t.into_data());
-    }
-    fn param<B: Backend, const D: usize>(&mut self, name: String, p: &Param<Tensor<B, D>>) {
-        self.tensor(name, p.val());
-    }
-    fn linear<B: Backend>(&mut self, name: &str, l: &Linear<B>) {
-        self.tensor(format!("{name}.weight"), l.weight.val().transpose());
-        if let Some(b) = &l.bias {
-            self.param(format!("{name}.bias"), b);
-        }
-    }
-    fn adapted<B: Backend>(&mut self, l: &AdaptedLinear<B>) {
-        self.linear(l.path(), &l.base);
-    }
-    fn embedding<B: Backend>(&mut self, name: &str, e: &Embedding<B>) {
-        self.param(format!("{name}.weight"), &e.weight);
-    }
-    fn layer_norm<B: Backend>(&mut self, name: &str, n: &LayerNorm<B>) {
-        self.param(format!("{name}.weight"), &n.gamma);
-        if let Some(b) = &n.beta {
-            self.param(format!("{name}.bias"), b);
-        }
-    }
-    fn rms_norm<B: Backend>(&mut self, name: &str, n: &RmsNorm<B>) {
-        self.param(format!("{name}.weight"), &n.gamma);
-    }
-}
-
 impl<B: Backend> HfExport for LlamaForCausalLM<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        let mut c = Collector(&mut out);
-        c.embedding("model.embed_tokens", &self.model.embed_tokens);
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let a = &layer.self_attn;
-            for l in [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj] {
-                c.adapted(l);
-            }
-            for l in [
-                &layer.mlp.gate_proj,
-                &layer.mlp.up_proj,
-                &layer.mlp.down_proj,
-            ] {
-                c.adapted(l);
-            }
-            c.rms_norm(
-                &format!("model.layers.{i}.input_layernorm"),
-                &layer.input_layernorm,
-            );
-            c.rms_norm(
-                &format!("model.layers.{i}.post_attention_layernorm"),
-                &layer.post_attention_layernorm,
-            );
-        }
-        c.rms_norm("model.norm", &self.model.norm);
-        if let Some(head) = &self.lm_head {
-            c.linear("lm_head", head);
-        }
-        out
+        // The names come from the model's table (`HfModules`), as when loading; cloning a
+        // module shares its tensors.
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {
@@ -330,54 +270,9 @@ impl<B: Backend> HfExport for LlamaForCausalLM<B> {
     }
 }
 
-fn encoder_state<B: Backend>(encoder: &EncoderModel<B>, out: &mut StateDict) {
-    let p = encoder.path_prefix();
-    let mut c = Collector(out);
-    let e = &encoder.embeddings;
-    c.embedding(
-        &format!("{p}embeddings.word_embeddings"),
-        &e.word_embeddings,
-    );
-    c.embedding(
-        &format!("{p}embeddings.position_embeddings"),
-        &e.position_embeddings,
-    );
-    c.embedding(
-        &format!("{p}embeddings.token_type_embeddings"),
-        &e.token_type_embeddings,
-    );
-    c.layer_norm(&format!("{p}embeddings.LayerNorm"), &e.layer_norm);
-    for (i, layer) in encoder.layers.iter().enumerate() {
-        let a = &layer.attention;
-        for l in [
-            &a.self_attn.query,
-            &a.self_attn.key,
-            &a.self_attn.value,
-            &a.output.dense,
-        ] {
-            c.adapted(l);
-        }
-        c.layer_norm(
-            &format!("{p}encoder.layer.{i}.attention.output.LayerNorm"),
-            &a.output.layer_norm,
-        );
-        c.adapted(&layer.intermediate.dense);
-        c.adapted(&layer.output.dense);
-        c.layer_norm(
-            &format!("{p}encoder.layer.{i}.output.LayerNorm"),
-            &layer.output.layer_norm,
-        );
-    }
-    if let Some(pooler) = &encoder.pooler {
-        c.adapted(&pooler.dense);
-    }
-}
-
 impl<B: Backend> HfExport for EncoderModel<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        encoder_state(self, &mut out);
-        out
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {
@@ -394,17 +289,7 @@ impl<B: Backend> HfExport for EncoderModel<B> {
 
 impl<B: Backend> HfExport for SequenceClassificationModel<B> {
     fn hf_state_dict(&self) -> StateDict {
-        let mut out = StateDict::new();
-        encoder_state(&self.encoder, &mut out);
-        let mut c = Collector(&mut out);
-        match &self.head {
-            ClassificationHead::Bert(h) => c.linear("classifier", &h.classifier),
-            ClassificationHead::Roberta(h) => {
-                c.linear("classifier.dense", &h.dense);
-                c.linear("classifier.out_proj", &h.out_proj);
-            }
-        }
-        out
+        hf_tensors(&mut self.clone())
     }
 
     fn source_dir(&self) -> Option<&Path> {

@@ -6,8 +6,13 @@
 //!   BF16 to the run's float type.
 //! - [`config`]: `model_type` dispatch ([`ModelConfig`]), with [`LlamaConfig`] and
 //!   [`EncoderConfig`] holding the Hugging Face fields.
-//! - [`llama`]: [`LlamaForCausalLM`] with RoPE, grouped-query attention, SwiGLU, a
-//!   [`KvCache`], the causal-LM loss and [`generate`](LlamaForCausalLM::generate).
+//! - [`weights`]: where weights come from ([`weights::TensorSource`]: a checkpoint, an
+//!   in-memory [`weights::TensorMap`]) and the one Hugging Face name table of each model
+//!   ([`weights::HfModules`]) that loading and export share.
+//! - [`llama`]: [`LlamaForCausalLM`] for `llama`, `mistral`, `qwen2` and `qwen3` (switches
+//!   in [`llama::DecoderKind`]; Llama 3 RoPE scaling; Mistral's sliding window), with RoPE,
+//!   grouped-query attention, SwiGLU, a [`KvCache`], the causal-LM loss and
+//!   [`generate`](LlamaForCausalLM::generate).
 //! - [`encoder`]: [`EncoderModel`] (BERT, RoBERTa), mean pooling, the pooler, and
 //!   [`SequenceClassificationModel`] with transformers' heads.
 //! - [`tokenizer`]: `tokenizer.json` through the `tokenizers` crate.
@@ -73,11 +78,15 @@ pub mod nn;
 pub mod targets;
 pub mod tokenizer;
 pub mod train;
+pub mod weights;
 
 pub use auto::AutoModel;
 pub use checkpoint::{Checkpoint, LoadOptions};
 pub use config::{ModelConfig, ModelFamily};
 pub use encoder::{ClassifierOptions, EncoderConfig, EncoderModel, SequenceClassificationModel};
 pub use error::{ModelError, Result};
-pub use llama::{GenerationConfig, GenerationOutput, KvCache, LlamaConfig, LlamaForCausalLM};
+pub use llama::{
+    DecoderKind, GenerationConfig, GenerationOutput, KvCache, LlamaConfig, LlamaForCausalLM,
+};
 pub use tokenizer::Tokenizer;
+pub use weights::{HfModules, TensorMap, TensorSource};

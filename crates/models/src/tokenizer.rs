@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::checkpoint::read_json;
+use crate::config::read_json;
 use crate::error::{ModelError, Result};
 
 /// The file name of a fast tokenizer.

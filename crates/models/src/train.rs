@@ -20,3 +20,9 @@ impl<B: Backend> ModuleMapper<B> for RequireGrad {
 pub fn set_all_trainable<B: Backend, M: Module<B>>(module: M, trainable: bool) -> M {
     module.map(&mut RequireGrad(trainable))
 }
+
+/// `module` with every float parameter frozen (how loaded and freshly built base weights
+/// start).
+pub fn frozen<B: Backend, M: Module<B>>(module: M) -> M {
+    set_all_trainable(module, false)
+}

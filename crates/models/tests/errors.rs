@@ -74,7 +74,7 @@ fn unsupported_model_type() {
     assert_eq!(
         load_err(dir.path()),
         format!(
-            "{}/config.json: unsupported model_type \"gpt2\" (supported: llama, bert, roberta)",
+            "{}/config.json: unsupported model_type \"gpt2\" (supported: llama, mistral, qwen2, qwen3, bert, roberta)",
             dir.path().display()
         )
     );

@@ -206,7 +206,7 @@ fn converted_folder_loads_with_the_same_logits_and_tokens() {
             .info("model.layers.0.self_attn.q_proj.weight")
             .unwrap()
             .dtype,
-        "F32"
+        burn::tensor::DType::F32
     );
     let from_folder = chat_logits(&load(&out), &chat);
     let from_gguf = chat_logits(&load(&smollm_gguf()), &chat);
@@ -223,7 +223,7 @@ fn converted_folder_loads_with_the_same_logits_and_tokens() {
     gguf::convert::convert(&smollm_gguf(), &bf, FloatDType::BF16).unwrap();
     let name = "model.layers.12.self_attn.k_proj.weight";
     let checkpoint = Checkpoint::open(&bf).unwrap();
-    assert_eq!(checkpoint.info(name).unwrap().dtype, "BF16");
+    assert_eq!(checkpoint.info(name).unwrap().dtype, burn::tensor::DType::BF16);
     let rounded: Vec<f32> = f32s(&g[&format!("weight.{name}")])
         .iter()
         .map(|&v| half::bf16::from_f32(v).to_f32())

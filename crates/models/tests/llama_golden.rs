@@ -1,9 +1,12 @@
 //! stories260K against transformers: prompt logits, the 40-token greedy continuation (with
-//! and without the KV cache), batching, sampling and the training loss.
+//! and without the KV cache), batching, sampling and the training loss; the other decoder
+//! families in [`families`].
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
 
 mod common;
+#[path = "llama_golden/families.rs"]
+mod families;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;

@@ -32,7 +32,7 @@ pub fn run<B: Backend>(
         o,
         "architecture  {} (model_type {}), backend {backend}, dtype {dtype}",
         model.architecture(),
-        model.family()
+        model.model_type()
     );
     let mut parts: Vec<(&str, String)> = Vec::new();
     match model {

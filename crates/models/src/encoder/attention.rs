@@ -2,16 +2,15 @@
 
 use bone_module::AdaptedLinear;
 use burn::module::Module;
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, LayerNormConfig, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
-use crate::error::Result;
 use crate::nn::Dropout;
 use crate::nn::{apply_mask, softmax_last};
+use crate::train::frozen;
 
 /// Bidirectional multi-head attention (`BertSelfAttention`): `query`, `key`, `value`.
 #[derive(Module, Debug)]
@@ -48,53 +47,49 @@ pub struct EncoderAttention<B: Backend> {
     pub output: SelfOutput<B>,
 }
 
-/// An [`AdaptedLinear`] at module path `{path_prefix}{name}` from checkpoint name `{name}`.
+/// A randomly initialised, frozen [`AdaptedLinear`] (with bias) at module path
+/// `{path_prefix}{name}`; `{name}` is its Hugging Face name in the checkpoint.
 pub(crate) fn adapted<B: Backend>(
-    loader: &WeightLoader<'_, B>,
     name: &str,
     path_prefix: &str,
     d_in: usize,
     d_out: usize,
-) -> Result<AdaptedLinear<B>> {
-    Ok(AdaptedLinear::new(
-        loader.linear(name, d_in, d_out, true)?,
-        format!("{path_prefix}{name}"),
-    ))
+    device: &B::Device,
+) -> AdaptedLinear<B> {
+    let linear = LinearConfig::new(d_in, d_out).init(device);
+    AdaptedLinear::new(frozen(linear), format!("{path_prefix}{name}"))
+}
+
+/// A randomly initialised, frozen [`LayerNorm`] of the configuration's width and epsilon.
+pub(crate) fn layer_norm<B: Backend>(config: &EncoderConfig, device: &B::Device) -> LayerNorm<B> {
+    frozen(
+        LayerNormConfig::new(config.hidden_size)
+            .with_epsilon(config.layer_norm_eps)
+            .init(device),
+    )
 }
 
 impl<B: Backend> EncoderAttention<B> {
-    /// Loads `{name}.self.{query,key,value}` and `{name}.output.*` (e.g.
-    /// `encoder.layer.0.attention`); module paths get `path_prefix` in front.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(
-        loader: &WeightLoader<'_, B>,
-        name: &str,
-        path_prefix: &str,
-        config: &EncoderConfig,
-    ) -> Result<Self> {
+    /// Randomly initialised, frozen `{name}.self.{query,key,value}` and `{name}.output.*`
+    /// (e.g. `encoder.layer.0.attention`); module paths get `path_prefix` in front.
+    pub fn init(config: &EncoderConfig, name: &str, path_prefix: &str, device: &B::Device) -> Self {
         let h = config.hidden_size;
-        let lin = |n: &str| adapted(loader, &format!("{name}.{n}"), path_prefix, h, h);
-        Ok(Self {
+        let lin = |n: &str| adapted(&format!("{name}.{n}"), path_prefix, h, h, device);
+        Self {
             self_attn: SelfAttention {
-                query: lin("self.query")?,
-                key: lin("self.key")?,
-                value: lin("self.value")?,
+                query: lin("self.query"),
+                key: lin("self.key"),
+                value: lin("self.value"),
                 dropout: Dropout::new(config.attention_probs_dropout_prob),
                 heads: config.num_attention_heads,
                 head_dim: config.head_dim(),
             },
             output: SelfOutput {
-                dense: lin("output.dense")?,
-                layer_norm: loader.layer_norm(
-                    &format!("{name}.output.LayerNorm"),
-                    h,
-                    config.layer_norm_eps,
-                )?,
+                dense: lin("output.dense"),
+                layer_norm: layer_norm(config, device),
                 dropout: Dropout::new(config.hidden_dropout_prob),
             },
-        })
+        }
     }
 
     /// # Shapes

@@ -14,10 +14,11 @@ use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 
 use super::head::{head_num_labels, ClassificationHead};
 use super::model::{encoder_config, EncoderModel};
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::ModelFamily;
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
+use crate::weights::{HfModule, HfModules, WeightLoader};
 
 /// Where the classification head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -371,5 +372,15 @@ impl<B: Backend> AdapterHost<B> for SequenceClassificationModel<B> {
 
     fn visit_linears_mut(&mut self, f: &mut dyn FnMut(&mut AdaptedLinear<B>)) {
         self.encoder.visit_linears_mut(f);
+    }
+}
+
+impl<B: Backend> HfModules<B> for SequenceClassificationModel<B> {
+    fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        self.encoder.visit_hf_modules(f)?;
+        self.head.visit_hf_modules(f)
     }
 }

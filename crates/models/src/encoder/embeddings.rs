@@ -1,16 +1,16 @@
 //! Word, position and token-type embeddings of BERT and RoBERTa.
 
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use super::attention::layer_norm;
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
-use crate::error::Result;
 use crate::nn::Dropout;
+use crate::train::frozen;
 
 /// `LayerNorm(word + position + token_type)` then dropout (`BertEmbeddings` /
 /// `RobertaEmbeddings`).
@@ -35,33 +35,20 @@ pub struct EncoderEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> EncoderEmbeddings<B> {
-    /// Loads `embeddings.*`.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(loader: &WeightLoader<'_, B>, config: &EncoderConfig) -> Result<Self> {
+    /// Randomly initialised, frozen embeddings (filled from a checkpoint by
+    /// [`EncoderModel`](super::EncoderModel)'s Hugging Face name table).
+    pub fn init(config: &EncoderConfig, device: &B::Device) -> Self {
         let h = config.hidden_size;
-        Ok(Self {
-            word_embeddings: loader.embedding(
-                "embeddings.word_embeddings",
-                config.vocab_size,
-                h,
-            )?,
-            position_embeddings: loader.embedding(
-                "embeddings.position_embeddings",
-                config.max_position_embeddings,
-                h,
-            )?,
-            token_type_embeddings: loader.embedding(
-                "embeddings.token_type_embeddings",
-                config.type_vocab_size,
-                h,
-            )?,
-            layer_norm: loader.layer_norm("embeddings.LayerNorm", h, config.layer_norm_eps)?,
+        let embedding = |n: usize| frozen(EmbeddingConfig::new(n, h).init(device));
+        Self {
+            word_embeddings: embedding(config.vocab_size),
+            position_embeddings: embedding(config.max_position_embeddings),
+            token_type_embeddings: embedding(config.type_vocab_size),
+            layer_norm: layer_norm(config, device),
             dropout: Dropout::new(config.hidden_dropout_prob),
             family: config.family,
             pad_id: config.pad_id(),
-        })
+        }
     }
 
     /// The position ids of `input_ids` `[b, s]`.

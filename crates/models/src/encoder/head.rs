@@ -10,12 +10,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::config::EncoderConfig;
-use crate::checkpoint::WeightLoader;
 use crate::config::ModelFamily;
 use bone_io::FileError;
 
 use crate::error::Result;
 use crate::nn::Dropout;
+use crate::weights::{HfModule, WeightLoader};
 
 /// A `d_in → d_out` linear layer as transformers initialises one: weight normal(0, `std`),
 /// bias zero; in `dtype` (the device default when `None`).
@@ -123,19 +123,51 @@ impl<B: Backend> ClassificationHead<B> {
         if !loader.contains(shapes[0].0) {
             return Ok(None);
         }
+        // Lazily initialised modules of the right shapes (no random draws), then filled.
         let h = config.hidden_size;
         let dropout = Dropout::new(config.classifier_dropout_prob());
-        Ok(Some(match config.family {
+        let linear = |d_out: usize| LinearConfig::new(h, d_out).init(loader.device());
+        let mut head = match config.family {
             ModelFamily::Roberta => Self::Roberta(RobertaClassificationHead {
-                dense: trainable(loader.linear("classifier.dense", h, h, true)?),
+                dense: linear(h),
                 dropout,
-                out_proj: trainable(loader.linear("classifier.out_proj", h, num_labels, true)?),
+                out_proj: linear(num_labels),
             }),
             _ => Self::Bert(BertClassificationHead {
                 dropout,
-                classifier: trainable(loader.linear("classifier", h, num_labels, true)?),
+                classifier: linear(num_labels),
+            }),
+        };
+        head.visit_hf_modules(&mut |name, module| loader.fill(name, module))?;
+        Ok(Some(match head {
+            Self::Roberta(h) => Self::Roberta(RobertaClassificationHead {
+                dense: trainable(h.dense),
+                out_proj: trainable(h.out_proj),
+                ..h
+            }),
+            Self::Bert(h) => Self::Bert(BertClassificationHead {
+                classifier: trainable(h.classifier),
+                ..h
             }),
         }))
+    }
+
+    /// Lists the head's linears under their Hugging Face names (`classifier`, or
+    /// `classifier.dense` and `classifier.out_proj`; see [`HfModules`](crate::weights::HfModules)).
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Self::Bert(h) => f("classifier", HfModule::Linear(&mut h.classifier)),
+            Self::Roberta(h) => {
+                f("classifier.dense", HfModule::Linear(&mut h.dense))?;
+                f("classifier.out_proj", HfModule::Linear(&mut h.out_proj))
+            }
+        }
     }
 
     /// The number of outputs.
@@ -258,7 +290,7 @@ impl<B: Backend> ClassificationHead<B> {
             _ => "classifier.weight",
         };
         loader
-            .checkpoint()
+            .source()
             .info(&loader.full_name(name))
             .and_then(|i| i.shape.first().copied())
     }

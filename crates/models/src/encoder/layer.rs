@@ -6,11 +6,9 @@ use burn::nn::LayerNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
-use super::attention::{adapted, EncoderAttention};
+use super::attention::{adapted, layer_norm, EncoderAttention};
 use super::config::EncoderConfig;
 use super::packing::TokenPacking;
-use crate::checkpoint::WeightLoader;
-use crate::error::Result;
 use crate::nn::Activation;
 use crate::nn::Dropout;
 
@@ -45,44 +43,33 @@ pub struct EncoderLayer<B: Backend> {
 }
 
 impl<B: Backend> EncoderLayer<B> {
-    /// Loads `{name}.*` (e.g. `encoder.layer.3`); module paths get `path_prefix` in front.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(
-        loader: &WeightLoader<'_, B>,
-        name: &str,
-        path_prefix: &str,
-        config: &EncoderConfig,
-    ) -> Result<Self> {
+    /// A randomly initialised, frozen `{name}.*` (e.g. `encoder.layer.3`); module paths get
+    /// `path_prefix` in front.
+    pub fn init(config: &EncoderConfig, name: &str, path_prefix: &str, device: &B::Device) -> Self {
         let (h, i) = (config.hidden_size, config.intermediate_size);
-        Ok(Self {
-            attention: EncoderAttention::load(
-                loader,
+        Self {
+            attention: EncoderAttention::init(
+                config,
                 &format!("{name}.attention"),
                 path_prefix,
-                config,
-            )?,
+                device,
+            ),
             intermediate: Intermediate {
                 dense: adapted(
-                    loader,
                     &format!("{name}.intermediate.dense"),
                     path_prefix,
                     h,
                     i,
-                )?,
+                    device,
+                ),
                 act: config.activation(),
             },
             output: Output {
-                dense: adapted(loader, &format!("{name}.output.dense"), path_prefix, i, h)?,
-                layer_norm: loader.layer_norm(
-                    &format!("{name}.output.LayerNorm"),
-                    h,
-                    config.layer_norm_eps,
-                )?,
+                dense: adapted(&format!("{name}.output.dense"), path_prefix, i, h, device),
+                layer_norm: layer_norm(config, device),
                 dropout: Dropout::new(config.hidden_dropout_prob),
             },
-        })
+        }
     }
 
     /// # Shapes

@@ -12,10 +12,11 @@ use super::embeddings::EncoderEmbeddings;
 use super::layer::EncoderLayer;
 use super::packing::TokenPacking;
 use super::pooling::{mean_pool, Pooler};
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::{ModelConfig, ModelFamily};
 use crate::error::{ModelError, Result};
 use crate::train::set_all_trainable;
+use crate::weights::{HfModule, HfModules, WeightLoader};
 
 /// A BERT or RoBERTa encoder loaded from a Hugging Face checkpoint.
 ///
@@ -76,35 +77,45 @@ impl<B: Backend> EncoderModel<B> {
             } else {
                 String::new()
             };
+        let pooler = checkpoint.contains(&format!("{checkpoint_prefix}pooler.dense.weight"));
+        let mut model = Self::init(config, base_prefix, pooler, device);
         let loader = WeightLoader::<B>::new(checkpoint, options.dtype, device)
             .with_prefix(checkpoint_prefix.clone());
+        // The table lists module paths (`bert.encoder…` in a task model); the checkpoint may
+        // store them with or without the base model's prefix.
+        let path_prefix = model.path_prefix.clone();
+        model.visit_hf_modules(&mut |name, module| {
+            loader.fill(name.strip_prefix(&path_prefix).unwrap_or(name), module)
+        })?;
+        model.checkpoint_prefix = checkpoint_prefix;
+        model.origin = Some(checkpoint.dir().to_path_buf());
+        Ok(model)
+    }
+
+    /// An encoder with random, frozen weights (created lazily); `base_prefix` as in
+    /// [`load`](Self::load), `pooler` whether it has one.
+    pub fn init(
+        config: EncoderConfig,
+        base_prefix: Option<&str>,
+        pooler: bool,
+        device: &B::Device,
+    ) -> Self {
         let path_prefix = base_prefix.map(|p| format!("{p}.")).unwrap_or_default();
-        let embeddings = EncoderEmbeddings::load(&loader, &config)?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                EncoderLayer::load(
-                    &loader,
-                    &format!("encoder.layer.{i}"),
-                    &path_prefix,
-                    &config,
-                )
+                EncoderLayer::init(&config, &format!("encoder.layer.{i}"), &path_prefix, device)
             })
-            .collect::<Result<Vec<_>>>()?;
-        let pooler = if loader.contains("pooler.dense.weight") {
-            Some(Pooler::load(&loader, &path_prefix, config.hidden_size)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            embeddings,
+            .collect();
+        Self {
+            embeddings: EncoderEmbeddings::init(&config, device),
             layers,
-            pooler,
+            pooler: pooler.then(|| Pooler::init(&path_prefix, config.hidden_size, device)),
             config,
             path_prefix,
-            checkpoint_prefix,
-            origin: Some(checkpoint.dir().to_path_buf()),
+            checkpoint_prefix: String::new(),
+            origin: None,
             full_finetune: false,
-        })
+        }
     }
 
     /// The configuration.
@@ -306,6 +317,67 @@ pub(crate) fn encoder_config(checkpoint: &Checkpoint, operation: &str) -> Result
             folder: checkpoint.dir().display().to_string(),
         }),
     }
+}
+
+impl<B: Backend> HfModules<B> for EncoderModel<B> {
+    /// Module paths: the Hugging Face names under the task model's prefix (`bert.`,
+    /// `roberta.`) when there is one.
+    fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        let p = self.path_prefix.clone();
+        let e = &mut self.embeddings;
+        for (name, embedding) in [
+            ("word_embeddings", &mut e.word_embeddings),
+            ("position_embeddings", &mut e.position_embeddings),
+            ("token_type_embeddings", &mut e.token_type_embeddings),
+        ] {
+            f(
+                &format!("{p}embeddings.{name}"),
+                HfModule::Embedding(embedding),
+            )?;
+        }
+        f(
+            &format!("{p}embeddings.LayerNorm"),
+            HfModule::LayerNorm(&mut e.layer_norm),
+        )?;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let a = &mut layer.attention;
+            let linears = [
+                &mut a.self_attn.query,
+                &mut a.self_attn.key,
+                &mut a.self_attn.value,
+                &mut a.output.dense,
+            ];
+            for l in linears {
+                adapted(f, l)?;
+            }
+            f(
+                &format!("{p}encoder.layer.{i}.attention.output.LayerNorm"),
+                HfModule::LayerNorm(&mut a.output.layer_norm),
+            )?;
+            adapted(f, &mut layer.intermediate.dense)?;
+            adapted(f, &mut layer.output.dense)?;
+            f(
+                &format!("{p}encoder.layer.{i}.output.LayerNorm"),
+                HfModule::LayerNorm(&mut layer.output.layer_norm),
+            )?;
+        }
+        if let Some(pooler) = &mut self.pooler {
+            adapted(f, &mut pooler.dense)?;
+        }
+        Ok(())
+    }
+}
+
+/// Lists the base linear of `l` under its module path.
+pub(crate) fn adapted<B: Backend>(
+    f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    l: &mut AdaptedLinear<B>,
+) -> Result<()> {
+    let path = l.path().to_string();
+    f(&path, HfModule::Linear(&mut l.base))
 }
 
 impl<B: Backend> AdapterHost<B> for EncoderModel<B> {

@@ -5,9 +5,6 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::checkpoint::WeightLoader;
-use crate::error::Result;
-
 /// The mean of the token states over the real tokens (sentence-transformers' mean pooling:
 /// `Σ h·m / max(Σ m, 1e-9)`).
 ///
@@ -37,14 +34,11 @@ pub struct Pooler<B: Backend> {
 }
 
 impl<B: Backend> Pooler<B> {
-    /// Loads `pooler.dense`.
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(loader: &WeightLoader<'_, B>, path_prefix: &str, hidden: usize) -> Result<Self> {
-        Ok(Self {
-            dense: super::attention::adapted(loader, "pooler.dense", path_prefix, hidden, hidden)?,
-        })
+    /// A randomly initialised, frozen `pooler.dense` (to be filled from a checkpoint).
+    pub fn init(path_prefix: &str, hidden: usize, device: &B::Device) -> Self {
+        Self {
+            dense: super::attention::adapted("pooler.dense", path_prefix, hidden, hidden, device),
+        }
     }
 
     /// A freshly initialised pooler (normal(0, `std`) weight, zero bias), as transformers

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use super::tokenizer::GgufTokenizer;
 use super::weights::GgufWeights;
-use crate::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::checkpoint::WEIGHTS_FILE;
+use crate::config::CONFIG_FILE;
 use crate::error::{ModelError, Result};
 use crate::tokenizer::{TOKENIZER_CONFIG_FILE, TOKENIZER_FILE};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use serde_json::Value;
 
 use super::llama::{self, hf_config, RowOrder};
@@ -117,7 +117,7 @@ impl GgufWeights {
     pub fn tensor_info(&self, name: &str) -> Option<crate::checkpoint::TensorInfo> {
         self.info(name).map(|t| crate::checkpoint::TensorInfo {
             file: self.path().to_path_buf(),
-            dtype: "F32".into(),
+            dtype: DType::F32,
             shape: t.shape(),
         })
     }

@@ -2,19 +2,22 @@
 
 use bone_module::AdaptedLinear;
 use burn::module::Module;
+use burn::nn::{LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
 use super::cache::KvCache;
 use super::config::LlamaConfig;
 use super::rope::RotaryEmbedding;
-use crate::checkpoint::WeightLoader;
 use crate::error::Result;
 use crate::nn::Dropout;
 use crate::nn::{apply_mask, softmax_last};
+use crate::train::frozen;
+use crate::weights::HfModule;
 
 /// Multi-head self-attention with `num_key_value_heads` shared key/value heads
-/// (`LlamaAttention`). Every projection is an [`AdaptedLinear`].
+/// (`LlamaAttention`, and the attention of Mistral, Qwen2 and Qwen3). Every projection is an
+/// [`AdaptedLinear`].
 #[derive(Module, Debug)]
 pub struct LlamaAttention<B: Backend> {
     /// `[hidden, heads·head_dim]`.
@@ -25,41 +28,77 @@ pub struct LlamaAttention<B: Backend> {
     pub v_proj: AdaptedLinear<B>,
     /// `[heads·head_dim, hidden]`.
     pub o_proj: AdaptedLinear<B>,
+    /// RMSNorm over each query head `[head_dim]`, before RoPE (`qwen3`).
+    pub q_norm: Option<RmsNorm<B>>,
+    /// RMSNorm over each key head `[head_dim]`, before RoPE (`qwen3`).
+    pub k_norm: Option<RmsNorm<B>>,
     /// Dropout on the attention probabilities (`attention_dropout`; training only).
     pub dropout: Dropout,
     n_heads: usize,
     n_kv_heads: usize,
     head_dim: usize,
+    prefix: String,
 }
 
 impl<B: Backend> LlamaAttention<B> {
-    /// Loads `{prefix}.{q,k,v,o}_proj` (module paths are `prefix.q_proj`, …).
-    ///
-    /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(loader: &WeightLoader<'_, B>, prefix: &str, config: &LlamaConfig) -> Result<Self> {
+    /// A randomly initialised attention block whose module paths are `{prefix}.q_proj`, ….
+    pub fn init(config: &LlamaConfig, prefix: &str, device: &B::Device) -> Self {
         let h = config.hidden_size;
         let d = config.head_dim();
         let q = config.num_attention_heads * d;
         let kv = config.num_kv_heads() * d;
-        let bias = config.attention_bias;
-        let proj = |name: &str, d_in: usize, d_out: usize| -> Result<AdaptedLinear<B>> {
-            let path = format!("{prefix}.{name}");
-            Ok(AdaptedLinear::new(
-                loader.linear(&path, d_in, d_out, bias)?,
-                path,
-            ))
+        let proj = |name: &str, d_in: usize, d_out: usize, bias: bool| {
+            let linear = LinearConfig::new(d_in, d_out).with_bias(bias).init(device);
+            AdaptedLinear::new(frozen(linear), format!("{prefix}.{name}"))
         };
-        Ok(Self {
-            q_proj: proj("q_proj", h, q)?,
-            k_proj: proj("k_proj", h, kv)?,
-            v_proj: proj("v_proj", h, kv)?,
-            o_proj: proj("o_proj", q, h)?,
+        let norm = || {
+            config.qk_norm().then(|| {
+                frozen(
+                    RmsNormConfig::new(d)
+                        .with_epsilon(config.rms_norm_eps)
+                        .init(device),
+                )
+            })
+        };
+        Self {
+            q_proj: proj("q_proj", h, q, config.qkv_bias()),
+            k_proj: proj("k_proj", h, kv, config.qkv_bias()),
+            v_proj: proj("v_proj", h, kv, config.qkv_bias()),
+            o_proj: proj("o_proj", q, h, config.o_bias()),
+            q_norm: norm(),
+            k_norm: norm(),
             dropout: Dropout::new(config.attention_dropout),
             n_heads: config.num_attention_heads,
             n_kv_heads: config.num_kv_heads(),
             head_dim: d,
-        })
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Lists the projections and norms under their Hugging Face names (see
+    /// [`HfModules`](crate::weights::HfModules)).
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        for l in [
+            &mut self.q_proj,
+            &mut self.k_proj,
+            &mut self.v_proj,
+            &mut self.o_proj,
+        ] {
+            let path = l.path().to_string();
+            f(&path, HfModule::Linear(&mut l.base))?;
+        }
+        for (name, norm) in [("q_norm", &mut self.q_norm), ("k_norm", &mut self.k_norm)] {
+            if let Some(norm) = norm {
+                f(&format!("{}.{name}", self.prefix), HfModule::RmsNorm(norm))?;
+            }
+        }
+        Ok(())
     }
 
     /// Attends over the cached tokens (if any) and `x`.
@@ -94,6 +133,10 @@ impl<B: Backend> LlamaAttention<B> {
             .forward(x)
             .reshape([b, s, kvh, d])
             .swap_dims(1, 2);
+        let (q, k) = match (&self.q_norm, &self.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
+            _ => (q, k),
+        };
         let q = RotaryEmbedding::apply(q, cos, sin);
         let k = RotaryEmbedding::apply(k, cos, sin);
         let (k, v) = match cache {

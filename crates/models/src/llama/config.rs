@@ -1,17 +1,74 @@
-//! `LlamaConfig`: the fields of a Hugging Face `config.json` with `model_type: "llama"`.
+//! `LlamaConfig`: the fields of a Hugging Face `config.json` of the LLaMA-architecture
+//! decoders (`model_type` `llama`, `mistral`, `qwen2`, `qwen3`), and their switches.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::LlamaForCausalLM;
 use crate::config::{invalid_field, parse_fields, token_ids};
 use crate::error::Result;
 use crate::nn::Activation;
+use burn::tensor::backend::Backend;
+
+/// Which LLaMA-architecture decoder a config describes (`model_type`). They share one
+/// implementation; the kind switches its differences on:
+///
+/// | kind      | q/k/v bias       | o bias           | q/k RMSNorm per head | window           |
+/// |-----------|------------------|------------------|----------------------|------------------|
+/// | `llama`   | `attention_bias` | `attention_bias` | no                   | no               |
+/// | `mistral` | no               | no               | no                   | `sliding_window` |
+/// | `qwen2`   | yes              | no               | no                   | no               |
+/// | `qwen3`   | `attention_bias` | `attention_bias` | `q_norm`, `k_norm`   | no               |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderKind {
+    /// `llama` (LLaMA 1–3, TinyLlama, SmolLM, stories260K, …).
+    #[default]
+    Llama,
+    /// `mistral`: sliding-window attention.
+    Mistral,
+    /// `qwen2`: biases on the q, k and v projections.
+    Qwen2,
+    /// `qwen3`: RMSNorm over each query and key head before RoPE, explicit `head_dim`.
+    Qwen3,
+}
+
+impl DecoderKind {
+    /// The `model_type` string.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Mistral => "mistral",
+            Self::Qwen2 => "qwen2",
+            Self::Qwen3 => "qwen3",
+        }
+    }
+
+    /// The transformers causal-LM class (`LlamaForCausalLM`, `Qwen2ForCausalLM`, …).
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Self::Llama => "LlamaForCausalLM",
+            Self::Mistral => "MistralForCausalLM",
+            Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
+        }
+    }
+}
+
+impl std::fmt::Display for DecoderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.model_type())
+    }
+}
 
 /// The configuration of a LLaMA-architecture decoder, with Hugging Face's field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// `model_type`: `llama`, `mistral`, `qwen2` or `qwen3`.
+    #[serde(default)]
+    pub model_type: DecoderKind,
     /// `architectures` (e.g. `["LlamaForCausalLM"]`).
     #[serde(default)]
     pub architectures: Vec<String>,
@@ -26,7 +83,8 @@ pub struct LlamaConfig {
     /// Number of key/value heads (grouped-query attention); the query heads when absent.
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
-    /// Width of one head; `hidden_size / num_attention_heads` when absent.
+    /// Width of one head; when absent `hidden_size / num_attention_heads` (128 for `qwen3`,
+    /// as transformers' `Qwen3Config`).
     #[serde(default)]
     pub head_dim: Option<usize>,
     /// Vocabulary size.
@@ -70,6 +128,16 @@ pub struct LlamaConfig {
     /// Dropout on attention probabilities (training only).
     #[serde(default)]
     pub attention_dropout: f64,
+    /// `mistral`: each token attends to itself and the `sliding_window - 1` tokens before it
+    /// (`None`: no window). Ignored by `qwen2`/`qwen3` unless `use_sliding_window`.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// `qwen2`/`qwen3`: whether some layers use sliding-window attention (not supported).
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    /// Per-layer attention kind (`full_attention`; transformers ≥ 5).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
 }
 
 fn default_max_positions() -> usize {
@@ -128,7 +196,10 @@ impl LlamaConfig {
                 return Err(invalid_field(file, field, "a positive integer", 0));
             }
         }
-        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+        if self.head_dim.is_none()
+            && self.model_type != DecoderKind::Qwen3
+            && !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(invalid_field(
                 file,
                 "num_attention_heads",
@@ -158,6 +229,7 @@ impl LlamaConfig {
         }
         Activation::from_hf(&self.hidden_act, file)?;
         self.rope_scaling_kind(file)?;
+        self.validate_attention_kinds(file)?;
         if !(0.0..1.0).contains(&self.attention_dropout) {
             return Err(invalid_field(
                 file,
@@ -169,6 +241,87 @@ impl LlamaConfig {
         Ok(())
     }
 
+    fn validate_attention_kinds(&self, file: &Path) -> Result<()> {
+        let mistral = self.model_type == DecoderKind::Mistral;
+        if self.use_sliding_window && !mistral {
+            return Err(invalid_field(
+                file,
+                "use_sliding_window",
+                &format!(
+                    "false (sliding-window attention is supported for mistral, not {})",
+                    self.model_type
+                ),
+                true,
+            ));
+        }
+        if mistral && self.sliding_window == Some(0) {
+            return Err(invalid_field(
+                file,
+                "sliding_window",
+                "a positive number of tokens or null",
+                0,
+            ));
+        }
+        let allowed: &[&str] = if mistral {
+            &["full_attention", "sliding_attention"]
+        } else {
+            &["full_attention"]
+        };
+        for (i, kind) in self.layer_types.iter().flatten().enumerate() {
+            if !allowed.contains(&kind.as_str()) {
+                return Err(invalid_field(
+                    file,
+                    &format!("layer_types[{i}]"),
+                    &allowed.join(" or "),
+                    format!("{kind:?}"),
+                ));
+            }
+        }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers {
+                return Err(invalid_field(
+                    file,
+                    "layer_types",
+                    &format!("one entry per layer ({})", self.num_hidden_layers),
+                    types.len(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the q, k and v projections have biases (`qwen2`: always; `mistral`: never).
+    pub fn qkv_bias(&self) -> bool {
+        match self.model_type {
+            DecoderKind::Qwen2 => true,
+            DecoderKind::Mistral => false,
+            _ => self.attention_bias,
+        }
+    }
+
+    /// Whether `o_proj` has a bias (`qwen2`, `mistral`: never).
+    pub fn o_bias(&self) -> bool {
+        match self.model_type {
+            DecoderKind::Qwen2 | DecoderKind::Mistral => false,
+            _ => self.attention_bias,
+        }
+    }
+
+    /// Whether queries and keys go through a per-head RMSNorm (`q_norm`, `k_norm`) before
+    /// RoPE (`qwen3`).
+    pub fn qk_norm(&self) -> bool {
+        self.model_type == DecoderKind::Qwen3
+    }
+
+    /// The attention window: `sliding_window` for `mistral` (a query at position `i` sees
+    /// keys `i - window < j ≤ i`), else `None`.
+    pub fn attention_window(&self) -> Option<usize> {
+        match self.model_type {
+            DecoderKind::Mistral => self.sliding_window,
+            _ => None,
+        }
+    }
+
     /// Key/value heads.
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -176,8 +329,10 @@ impl LlamaConfig {
 
     /// Width of one head.
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim.unwrap_or(match self.model_type {
+            DecoderKind::Qwen3 => 128,
+            _ => self.hidden_size / self.num_attention_heads.max(1),
+        })
     }
 
     /// The RoPE base: `rope_parameters.rope_theta`, else `rope_theta`, else 10000.
@@ -256,6 +411,11 @@ impl LlamaConfig {
         })
     }
 
+    /// A causal LM with random weights (see [`LlamaForCausalLM::init`]).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LlamaForCausalLM<B> {
+        LlamaForCausalLM::init(self.clone(), device)
+    }
+
     /// Parameters of the whole causal LM (embeddings, layers, final norm, and `lm_head` when
     /// it is not tied).
     pub fn num_params(&self) -> usize {
@@ -263,11 +423,9 @@ impl LlamaConfig {
         let d = self.head_dim();
         let q = self.num_attention_heads * d;
         let kv = self.num_kv_heads() * d;
-        let attn_bias = if self.attention_bias {
-            q + 2 * kv + h
-        } else {
-            0
-        };
+        let attn_bias = if self.qkv_bias() { q + 2 * kv } else { 0 }
+            + if self.o_bias() { h } else { 0 }
+            + if self.qk_norm() { 2 * d } else { 0 };
         let mlp_bias = if self.mlp_bias {
             2 * self.intermediate_size + h
         } else {

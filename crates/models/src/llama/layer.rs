@@ -1,7 +1,7 @@
 //! One LLaMA decoder layer: pre-norm attention and MLP with residuals.
 
 use burn::module::Module;
-use burn::nn::RmsNorm;
+use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
@@ -9,8 +9,9 @@ use super::attention::LlamaAttention;
 use super::cache::KvCache;
 use super::config::LlamaConfig;
 use super::mlp::LlamaMlp;
-use crate::checkpoint::WeightLoader;
 use crate::error::Result;
+use crate::train::frozen;
+use crate::weights::HfModule;
 
 /// `x + attn(norm(x))`, then `x + mlp(norm(x))` (`LlamaDecoderLayer`).
 #[derive(Module, Debug)]
@@ -23,25 +24,49 @@ pub struct LlamaDecoderLayer<B: Backend> {
     pub input_layernorm: RmsNorm<B>,
     /// RMSNorm before the MLP.
     pub post_attention_layernorm: RmsNorm<B>,
+    prefix: String,
 }
 
 impl<B: Backend> LlamaDecoderLayer<B> {
-    /// Loads `{prefix}.*` (e.g. `model.layers.3`).
+    /// A randomly initialised layer whose module paths are `{prefix}.*` (e.g.
+    /// `model.layers.3`).
+    pub fn init(config: &LlamaConfig, prefix: &str, device: &B::Device) -> Self {
+        let norm = || {
+            frozen(
+                RmsNormConfig::new(config.hidden_size)
+                    .with_epsilon(config.rms_norm_eps)
+                    .init(device),
+            )
+        };
+        Self {
+            self_attn: LlamaAttention::init(config, &format!("{prefix}.self_attn"), device),
+            mlp: LlamaMlp::init(config, &format!("{prefix}.mlp"), device),
+            input_layernorm: norm(),
+            post_attention_layernorm: norm(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Lists the layer's modules under their Hugging Face names (see
+    /// [`HfModules`](crate::weights::HfModules)).
     ///
     /// # Errors
-    /// A missing or misshaped tensor.
-    pub fn load(loader: &WeightLoader<'_, B>, prefix: &str, config: &LlamaConfig) -> Result<Self> {
-        let (h, eps) = (config.hidden_size, config.rms_norm_eps);
-        Ok(Self {
-            self_attn: LlamaAttention::load(loader, &format!("{prefix}.self_attn"), config)?,
-            mlp: LlamaMlp::load(loader, &format!("{prefix}.mlp"), config)?,
-            input_layernorm: loader.rms_norm(&format!("{prefix}.input_layernorm"), h, eps)?,
-            post_attention_layernorm: loader.rms_norm(
-                &format!("{prefix}.post_attention_layernorm"),
-                h,
-                eps,
-            )?,
-        })
+    /// Whatever `f` returns.
+    pub fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        self.self_attn.visit_hf_modules(f)?;
+        self.mlp.visit_hf_modules(f)?;
+        let p = &self.prefix;
+        f(
+            &format!("{p}.input_layernorm"),
+            HfModule::RmsNorm(&mut self.input_layernorm),
+        )?;
+        f(
+            &format!("{p}.post_attention_layernorm"),
+            HfModule::RmsNorm(&mut self.post_attention_layernorm),
+        )
     }
 
     /// # Shapes

@@ -14,7 +14,7 @@ pub mod sampling;
 
 pub use attention::LlamaAttention;
 pub use cache::KvCache;
-pub use config::{LlamaConfig, RopeScaling};
+pub use config::{DecoderKind, LlamaConfig, RopeScaling};
 pub use generate::{FinishReason, GenerationConfig, GenerationOutput};
 pub use layer::LlamaDecoderLayer;
 pub use mlp::LlamaMlp;

@@ -5,20 +5,22 @@ use std::path::{Path, PathBuf};
 use bone_module::peft::{load_adapter, save_adapter, LoadedAdapter};
 use bone_module::{AdaptedLinear, AdapterConfig, AdapterHost, AdapterHostExt};
 use burn::module::Module;
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::linear;
 use burn::tensor::{Bool, FloatDType, Int, Tensor};
 
 use super::cache::KvCache;
-use super::config::LlamaConfig;
+use super::config::{DecoderKind, LlamaConfig};
 use super::layer::LlamaDecoderLayer;
 use super::rope::RotaryEmbedding;
-use crate::checkpoint::{Checkpoint, LoadOptions, WeightLoader};
+use crate::checkpoint::{Checkpoint, LoadOptions};
 use crate::config::{ModelConfig, ModelFamily};
 use crate::error::{ModelError, Result};
+use crate::train::frozen;
 use crate::train::set_all_trainable;
+use crate::weights::{HfModule, HfModules, TensorSource, WeightLoader};
 
 /// The decoder stack without the language-model head (`LlamaModel`, module path `model`).
 #[derive(Module, Debug)]
@@ -30,10 +32,13 @@ pub struct LlamaModel<B: Backend> {
     /// The final RMSNorm.
     pub norm: RmsNorm<B>,
     rope: RotaryEmbedding,
+    /// The attention window (`mistral`'s `sliding_window`).
+    window: Option<usize>,
 }
 
-/// A LLaMA-architecture causal language model (`LlamaForCausalLM`), loaded from a Hugging
-/// Face checkpoint, with every attention and MLP projection an [`AdaptedLinear`] whose path is
+/// A LLaMA-architecture causal language model (`LlamaForCausalLM`, and through
+/// [`DecoderKind`] `MistralForCausalLM`, `Qwen2ForCausalLM`, `Qwen3ForCausalLM`), loaded from
+/// a Hugging Face checkpoint, with every attention and MLP projection an [`AdaptedLinear`] whose path is
 /// the transformers module path (`model.layers.0.self_attn.q_proj`).
 ///
 /// After loading every parameter is frozen; adapters added through [`AdapterHostExt`] are
@@ -98,31 +103,57 @@ impl<B: Backend> LlamaForCausalLM<B> {
         options: &LoadOptions,
         device: &B::Device,
     ) -> Result<Self> {
-        let loader = WeightLoader::<B>::new(checkpoint, options.dtype, device);
+        let mut model = Self::from_tensors(checkpoint, config, options, device)?;
+        model.origin = Some(checkpoint.dir().to_path_buf());
+        Ok(model)
+    }
+
+    /// Builds the model from tensors under Hugging Face names (a checkpoint, a
+    /// [`TensorMap`](crate::weights::TensorMap) dequantised from a GGUF file, …) and a
+    /// configuration. Every tensor the configuration implies must be there, in its shape;
+    /// others are ignored (a tied checkpoint's `lm_head.weight`, as transformers does). The
+    /// model has no [`origin`](Self::origin).
+    ///
+    /// # Errors
+    /// A missing or misshaped tensor, naming the source and the tensor.
+    pub fn from_tensors(
+        source: &dyn TensorSource,
+        config: LlamaConfig,
+        options: &LoadOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let mut model = Self::init(config, device);
+        WeightLoader::<B>::new(source, options.dtype, device).fill_all(&mut model)?;
+        Ok(model)
+    }
+
+    /// A model with random weights (Burn's default initialisers, created lazily), frozen as a
+    /// loaded one is; for tests and training from scratch. See also [`LlamaConfig::init`].
+    pub fn init(config: LlamaConfig, device: &B::Device) -> Self {
         let (h, v) = (config.hidden_size, config.vocab_size);
-        let embed_tokens = loader.embedding("model.embed_tokens", v, h)?;
+        let norm = frozen(
+            RmsNormConfig::new(h)
+                .with_epsilon(config.rms_norm_eps)
+                .init(device),
+        );
         let layers = (0..config.num_hidden_layers)
-            .map(|i| LlamaDecoderLayer::load(&loader, &format!("model.layers.{i}"), &config))
-            .collect::<Result<Vec<_>>>()?;
-        let norm = loader.rms_norm("model.norm", h, config.rms_norm_eps)?;
-        // Some tied checkpoints still store lm_head.weight; transformers ignores it then.
-        let lm_head = if config.tie_word_embeddings {
-            None
-        } else {
-            Some(loader.linear("lm_head", h, v, false)?)
-        };
-        Ok(Self {
+            .map(|i| LlamaDecoderLayer::init(&config, &format!("model.layers.{i}"), device))
+            .collect();
+        let lm_head = (!config.tie_word_embeddings)
+            .then(|| frozen(LinearConfig::new(h, v).with_bias(false).init(device)));
+        Self {
             model: LlamaModel {
-                embed_tokens,
+                embed_tokens: frozen(EmbeddingConfig::new(v, h).init(device)),
                 layers,
                 norm,
                 rope: RotaryEmbedding::new(&config),
+                window: config.attention_window(),
             },
             lm_head,
             config,
-            origin: Some(checkpoint.dir().to_path_buf()),
+            origin: None,
             full_finetune: false,
-        })
+        }
     }
 
     /// The configuration.
@@ -135,7 +166,12 @@ impl<B: Backend> LlamaForCausalLM<B> {
         self.origin.as_deref()
     }
 
-    /// The family (`llama`).
+    /// The decoder kind (`llama`, `mistral`, `qwen2`, `qwen3`).
+    pub fn kind(&self) -> DecoderKind {
+        self.config.model_type
+    }
+
+    /// The family (`llama` for every LLaMA-architecture decoder; see [`kind`](Self::kind)).
     pub fn family(&self) -> ModelFamily {
         ModelFamily::Llama
     }
@@ -236,7 +272,8 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 .expand([b, s]),
         };
 
-        let masked = attention_mask_4d::<B>(b, s, past, full_mask.as_ref(), &device);
+        let masked =
+            attention_mask_4d::<B>(b, s, past, full_mask.as_ref(), self.model.window, &device);
 
         let mut x = self.model.embed_tokens.forward(input_ids);
         let (cos, sin) = self.model.rope.cos_sin(positions, x.dtype());
@@ -293,6 +330,9 @@ impl<B: Backend> LlamaForCausalLM<B> {
             layer.input_layernorm = set_all_trainable(layer.input_layernorm.clone(), full);
             layer.post_attention_layernorm =
                 set_all_trainable(layer.post_attention_layernorm.clone(), full);
+            let attn = &mut layer.self_attn;
+            attn.q_norm = attn.q_norm.take().map(|n| set_all_trainable(n, full));
+            attn.k_norm = attn.k_norm.take().map(|n| set_all_trainable(n, full));
         }
         self.lm_head = self.lm_head.map(|h| set_all_trainable(h, full));
         self.visit_linears_mut(&mut |l| l.set_base_trainable(full));
@@ -374,31 +414,57 @@ pub fn causal_lm_loss<B: Backend>(
 }
 
 /// `[b, 1, s, past + s]`, true where query `i` (absolute position `past + i`) may not attend
-/// key `j`: `j > past + i` (causal) or key `j` is padding. `None` when nothing is masked
-/// (one new token and no padding mask).
+/// key `j`: `j > past + i` (causal), `j ≤ past + i - window` (outside the sliding window), or
+/// key `j` is padding. `None` when nothing is masked (one new token, no key outside the
+/// window and no padding mask).
 fn attention_mask_4d<B: Backend>(
     b: usize,
     s: usize,
     past: usize,
     full_mask: Option<&Tensor<B, 2, Int>>,
+    window: Option<usize>,
     device: &B::Device,
 ) -> Option<Tensor<B, 4, Bool>> {
     let t = past + s;
-    let causal = (s > 1).then(|| {
+    let window = window.filter(|&w| w < t);
+    let causal = (s > 1 || window.is_some()).then(|| {
         let keys = Tensor::<B, 1, Int>::arange(0..t as i64, device)
             .reshape([1, t])
             .expand([s, t]);
         let queries = Tensor::<B, 1, Int>::arange(past as i64..t as i64, device)
             .reshape([s, 1])
             .expand([s, t]);
-        keys.greater(queries)
-            .reshape([1, 1, s, t])
-            .expand([b, 1, s, t])
+        let mut masked = keys.clone().greater(queries.clone());
+        if let Some(w) = window {
+            // Query position q sees keys q - w < j ≤ q (transformers' sliding-window mask).
+            masked = masked.bool_or(keys.lower_equal(queries.sub_scalar(w as i64)));
+        }
+        masked.reshape([1, 1, s, t]).expand([b, 1, s, t])
     });
     let padding = full_mask.map(|m| crate::nn::padding_mask(m.clone(), s));
     match (causal, padding) {
         (Some(c), Some(p)) => Some(c.bool_or(p)),
         (c, p) => c.or(p),
+    }
+}
+
+impl<B: Backend> HfModules<B> for LlamaForCausalLM<B> {
+    fn visit_hf_modules(
+        &mut self,
+        f: &mut dyn FnMut(&str, HfModule<'_, B>) -> Result<()>,
+    ) -> Result<()> {
+        f(
+            "model.embed_tokens",
+            HfModule::Embedding(&mut self.model.embed_tokens),
+        )?;
+        for layer in &mut self.model.layers {
+            layer.visit_hf_modules(f)?;
+        }
+        f("model.norm", HfModule::RmsNorm(&mut self.model.norm))?;
+        if let Some(head) = &mut self.lm_head {
+            f("lm_head", HfModule::Linear(head))?;
+        }
+        Ok(())
     }
 }
 

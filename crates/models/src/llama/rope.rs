@@ -33,6 +33,11 @@ impl RotaryEmbedding {
         Self { inv_freq }
     }
 
+    /// The inverse frequencies `[head_dim / 2]`, after any scaling.
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
     /// `cos` and `sin` for `positions` `[b, s]`, as `[b, 1, s, head_dim]` in `dtype`.
     pub fn cos_sin<B: Backend>(
         &self,
