@@ -171,6 +171,9 @@ pub fn gpu(args: &[String]) -> Result<(), String> {
         paths.out.display()
     );
     println!("  build      {}", build::describe(&options));
+    if options.dry_run {
+        println!("             (the CUDA run: {})", build::describe_cuda());
+    }
     for step in &steps {
         let what = match &step.work {
             Work::Skip(reason) => format!("skip: {reason}"),
@@ -369,7 +372,7 @@ fn plan(options: &Options, paths: &Paths) -> Vec<Step> {
     for method in METHODS {
         add(
             format!("train:llama-1b/{method}"),
-            75,
+            90,
             bench(Work::Llama1b { method }),
         );
     }

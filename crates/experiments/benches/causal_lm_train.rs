@@ -256,7 +256,12 @@ fn main() {
     // (folder, name, sequence length, batch size)
     let mut models = Vec::new();
     if !options.skip_stories {
-        models.push((stories.clone(), "stories260K".to_string(), 256, options.batch));
+        models.push((
+            stories.clone(),
+            "stories260K".to_string(),
+            256,
+            options.batch,
+        ));
     }
     let mut temporary = Vec::new();
     for (wanted, shape) in [
@@ -300,9 +305,13 @@ fn main() {
                 }
             }
             let row = if options.gradient_checkpointing {
-                measure::<BalancedCheckpointing>(name, dir, method, &options, &batcher, &sequences, &device)
+                measure::<BalancedCheckpointing>(
+                    name, dir, method, &options, &batcher, &sequences, &device,
+                )
             } else {
-                measure::<NoCheckpointing>(name, dir, method, &options, &batcher, &sequences, &device)
+                measure::<NoCheckpointing>(
+                    name, dir, method, &options, &batcher, &sequences, &device,
+                )
             };
             println!(
                 "{:<14} {:<34} params {:>10}  {:>7.0} tokens/step  median {:>9.2} ms  {:>9.0} tokens/s  peak heap {:>8.1} MiB (+{:.1} over the base)",
@@ -464,8 +473,8 @@ fn measure<C: CheckpointStrategy>(
     let load = models::LoadOptions {
         dtype: (options.precision != Precision::F32).then(|| options.precision.dtype()),
     };
-    let mut llm =
-        LlamaForCausalLM::<Trained<C>>::from_pretrained(dir, &load, device).expect("the model loads");
+    let mut llm = LlamaForCausalLM::<Trained<C>>::from_pretrained(dir, &load, device)
+        .expect("the model loads");
     let targets = all_block_linears(ModelFamily::Llama);
     let spec = match method {
         Method::Bone => Some(AdapterSpec::bone(64)),

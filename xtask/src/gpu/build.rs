@@ -107,6 +107,15 @@ pub fn describe(options: &Options) -> String {
     }
 }
 
+/// The CUDA run's cargo commands, for the dry run's plan.
+pub fn describe_cuda() -> String {
+    commands(false)
+        .iter()
+        .map(|c| format!("cargo {}", c.join(" ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Builds (or finds) the binaries within `budget`; the result names the time it took.
 pub fn run(options: &Options, root: &Path, out: &Path, budget: Duration) -> (StepResult, Binaries) {
     let start = Instant::now();

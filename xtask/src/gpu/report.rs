@@ -216,7 +216,7 @@ pub fn test_counts(stdout: &str) -> String {
 const BF16_NOTE: &str = "bf16 on the GPU is not covered by the tests: the suites run in f32 on \
 the backend their feature selects; their half-precision tests (bone-module `half_precision`, \
 models `loading::models_run_in_half_precision_on_flex`) always run on the Flex CPU backend. The \
-1B LLaMA step below trains in bf16.";
+1B LLaMA step (`train:llama-1b`) trains in bf16.";
 
 /// Writes `summary.md` and `summary.json` into `out`; returns the Markdown.
 pub fn write(
