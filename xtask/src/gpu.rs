@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::{run_with_deadline, MemorySampler, Outcome};
 use build::Binaries;
-use report::{Figures, GlueRow, LlamaRow, Status, StepResult};
+use report::{Figures, LlamaRow, Status, StepResult};
 
 /// Options of `cargo xtask gpu`.
 pub struct Options {
@@ -554,7 +554,7 @@ fn run_step(
         Work::Skip(_) => unreachable!(),
     };
     if matches!(step.work, Work::GlueStep { method: "bat" }) {
-        write_glue_step_section(paths, device, &figures.glue_steps);
+        report::write_glue_step_section(&paths.root, device, &figures.glue_steps);
     }
     if matches!(step.work, Work::Llama1b { method: "bat" }) {
         report::write_llama_section(&paths.root.join("benchmarks/causal_lm.md"), &figures.llama);
@@ -581,28 +581,6 @@ fn finish(name: &str, outcome: &Outcome, deadline: Duration) -> StepResult {
         .status
         .map_or("no status".to_string(), |s| s.to_string());
     StepResult::failed(name, secs, &format!("{status}; see the log"))
-}
-
-/// `benchmarks/glue_step.md`, section of `backend`: the GLUE-step rows measured so far.
-fn write_glue_step_section(paths: &Paths, backend: &str, rows: &[GlueRow]) {
-    if rows.is_empty() {
-        return;
-    }
-    let path = paths.root.join("benchmarks/glue_step.md");
-    let intro = "# GLUE step benchmark\n\nSeconds per optimiser step of `glue-sst2` (all-MiniLM-L6-v2, \
-                 batch 32, max length 64, 40 steps on 1,280 SST-2 sentences, adapters on all 36 encoder \
-                 linears plus the head), written by `cargo xtask gpu` per backend. s/step is training time \
-                 over steps, so it includes the first steps' kernel compilation and autotuning.\n";
-    let mut table = format!(
-        "## {backend}\n\n{} · `cargo xtask gpu`\n\n| method | trainable params | steps | s/step | dev accuracy (64 sentences) | peak device memory |\n|---|---:|---:|---:|---:|---:|\n",
-        report::today()
-    );
-    for r in rows {
-        table.push_str(&r.table_row());
-    }
-    if let Err(e) = report::update_section(&path, backend, intro, &table) {
-        eprintln!("xtask: {e}");
-    }
 }
 
 /// Binaries by logical name (`test:PACKAGE/TARGET`, `bench:PACKAGE/TARGET`, `bin:NAME`).

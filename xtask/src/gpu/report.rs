@@ -320,6 +320,28 @@ pub fn write_llama_section(path: &Path, rows: &[LlamaRow]) {
     }
 }
 
+/// `benchmarks/glue_step.md`, section of `backend`: the GLUE-step rows measured so far.
+pub fn write_glue_step_section(root: &Path, backend: &str, rows: &[GlueRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let path = root.join("benchmarks/glue_step.md");
+    let intro = "# GLUE step benchmark\n\nSeconds per optimiser step of `glue-sst2` (all-MiniLM-L6-v2, \
+                 batch 32, max length 64, 40 steps on 1,280 SST-2 sentences, adapters on all 36 encoder \
+                 linears plus the head), written by `cargo xtask gpu` per backend. s/step is training time \
+                 over steps, so it includes the first steps' kernel compilation and autotuning.\n";
+    let mut table = format!(
+        "## {backend}\n\n{} · `cargo xtask gpu`\n\n| method | trainable params | steps | s/step | dev accuracy (64 sentences) | peak device memory |\n|---|---:|---:|---:|---:|---:|\n",
+        today()
+    );
+    for r in rows {
+        table.push_str(&r.table_row());
+    }
+    if let Err(e) = update_section(&path, backend, intro, &table) {
+        eprintln!("xtask: {e}");
+    }
+}
+
 /// Replaces (or appends) the part of `path` between `<!-- BEGIN name -->` and
 /// `<!-- END name -->` (the markers the benches use); a new file starts with `intro`.
 pub fn update_section(path: &Path, name: &str, intro: &str, table: &str) -> Result<(), String> {
