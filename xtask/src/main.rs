@@ -1,14 +1,21 @@
 //! `cargo xtask …`: the project's chores.
 //!
 //! - `cargo xtask ci` — every check CI runs, in CI's order: formatting, clippy, the test
-//!   suite on NdArray, the adapter tests on WGPU (Mesa lavapipe without a GPU), and a CUDA
-//!   type-check. `--skip STEP` leaves a step out (`fmt`, `clippy`, `test`, `wgpu`, `cuda`).
+//!   suite on NdArray, the adapter tests on WGPU (Mesa lavapipe without a GPU), a CUDA
+//!   type-check and the GPU check's dry run. `--skip STEP` leaves a step out (`fmt`, `clippy`,
+//!   `test`, `wgpu`, `cuda`, `gpu`).
+//! - `cargo xtask gpu [--dry-run] [--out DIR] [--budget-secs N]` — the GPU check on a machine
+//!   with the NVIDIA driver (see [`gpu`]): CUDA tests, benchmarks and training runs in a
+//!   bounded time, results in one folder.
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
 //!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
 //!   files the tests read are present and match their SHA256SUMS.
+
+mod child;
+mod gpu;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,6 +28,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
+        Some("gpu") => gpu::gpu(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -39,13 +47,33 @@ fn main() -> ExitCode {
 const HELP: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci [--skip STEP]...     fmt, clippy, test (ndarray), wgpu (adapter tests on WGPU), cuda (cargo check)
+  ci [--skip STEP]...     fmt, clippy, test (ndarray), wgpu (adapter tests on WGPU), cuda (cargo check),
+                          gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
   sst2-compare [--seeds N] [--samples N] [--methods bone,lora,bat] [--device D] [--reference PYTHON] [--reuse]
                           Bone vs LoRA vs Bat on SST-2 (release build), mean ± std over seeds,
                           written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too;
-                          --reuse keeps finished runs in runs/sst2-compare)";
+                          --reuse keeps finished runs in runs/sst2-compare)
+  gpu [--dry-run] [--out DIR] [--budget-secs N] [--step-timeout N] [--skip STEP]...
+      [--prebuilt DIR | --bundle DIR] [--shared DIR] [--sst2-samples N]
+                          the GPU check, for a machine with the NVIDIA driver and no network, in
+                          --budget-secs (default 480) of wall time: builds (or, with --prebuilt,
+                          takes) the --features cuda binaries; runs the bone-module suite and every
+                          models test on CUDA (f32: the suites have no bf16 form on the GPU); the
+                          adapter_layer and causal_lm_train benches (their cuda sections in
+                          benchmarks/) and 40 GLUE steps of Bone/LoRA/Bat (benchmarks/glue_step.md);
+                          the default glue-sst2 job on --sst2-samples sentences (default 4000); one
+                          bf16 step of a random LLaMA h2048 x 16 layers with gradient checkpointing
+                          for Bone r=64, LoRA r=32, Bat. Each step has a deadline (--step-timeout
+                          caps it) and is killed at it; steps the budget cannot fit are skipped with
+                          the reason. Writes DIR/summary.md, summary.json, logs/, runs/ and copies of
+                          benchmarks/ (DIR defaults to runs/gpu-check). --dry-run: the same plan on
+                          WGPU, cheap enough for CI (type-checks the CUDA build, runs one adapter
+                          test on WGPU, skips the long steps with reasons). --bundle DIR: build the
+                          CUDA binaries and copy them with this xtask and a manifest into DIR, for
+                          `DIR/xtask gpu --prebuilt DIR` where cargo cannot build. --skip takes a
+                          step (tests:models/llama_golden) or group (build, tests, bench, train)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -123,6 +151,14 @@ fn ci(args: &[String]) -> Result<(), String> {
             ],
             &[],
         )?;
+    }
+    if run("gpu") {
+        // The GPU check's plan on WGPU: reuses the cuda check and the wgpu test build above.
+        println!("\n==> cargo xtask gpu --dry-run --out runs/gpu-check-dry");
+        let step = Instant::now();
+        let args = ["--dry-run", "--out", "runs/gpu-check-dry"].map(String::from);
+        gpu::gpu(&args)?;
+        println!("<== gpu --dry-run: ok in {:.0?}", step.elapsed());
     }
     println!("\nci: all steps passed in {:.0?}", start.elapsed());
     Ok(())

@@ -4,7 +4,8 @@
 //! `--features cuda` for the GPU backends).
 //!
 //! `cargo bench -p bone-module --bench adapter_layer [--features wgpu]` prints a table and
-//! writes it into `benchmarks/adapter_layer.md` (one section per backend).
+//! writes it into `benchmarks/adapter_layer.md` (one section per backend; the folder is
+//! `$BONE_BENCHMARKS_DIR` when set).
 
 use std::time::Instant;
 
@@ -132,8 +133,12 @@ fn main() {
         println!("--quick: results not written");
         return;
     }
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/adapter_layer.md");
+    let path = std::env::var_os("BONE_BENCHMARKS_DIR")
+        .map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks"),
+            std::path::PathBuf::from,
+        )
+        .join("adapter_layer.md");
     update_section(&path, default_backend_name(), &table);
     println!("wrote {}", path.display());
 }

@@ -6,10 +6,15 @@
 //! problems in the Alpaca prompt, loss on the response.
 //!
 //! `cargo bench -p experiments --bench causal_lm_train [--features wgpu|cuda] -- [--model DIR]
-//! [--synthetic] [--precision f32|f16|bf16] [--batch N] [--seq-len N] [--steps N] [--quick]`
-//! prints a table and writes it into `benchmarks/causal_lm.md` (one section per backend).
-//! stories260K always runs; `--model` adds a LLaMA folder (512 tokens), `--synthetic` a
-//! random-weight LLaMA with realistic projection sizes (hidden 1024, batches of 4).
+//! [--synthetic] [--synthetic-1b] [--skip-stories] [--methods LIST] [--gradient-checkpointing]
+//! [--precision f32|f16|bf16] [--batch N] [--seq-len N] [--steps N] [--quick]`
+//! prints a table and writes it into `benchmarks/causal_lm.md` (one section per backend; the
+//! folder is `$BONE_BENCHMARKS_DIR` when set). stories260K runs unless `--skip-stories`;
+//! `--model` adds a LLaMA folder (512 tokens), `--synthetic` a random-weight LLaMA with
+//! realistic projection sizes (hidden 1024, batches of 4), `--synthetic-1b` one of about 1B
+//! shape (hidden 2048, 16 layers, MLP 5632, 512 tokens, batches of 4). `--methods` keeps some
+//! rows (`forward,frozen,bone,lora,bat,full`); `--gradient-checkpointing` trains on
+//! `Autodiff<_, BalancedCheckpointing>`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,9 @@ use std::time::Instant;
 
 use bone_io::tensors::write_safetensors;
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
 use burn::backend::Autodiff;
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
@@ -46,7 +54,9 @@ mod peak_alloc;
 static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 type IB = DefaultBackend;
-type B = Autodiff<IB>;
+/// The training backend; `--gradient-checkpointing` recomputes activations in the backward
+/// pass (`BalancedCheckpointing`).
+type Trained<C> = Autodiff<IB, C>;
 
 /// What a row trains.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +83,53 @@ impl Method {
             Self::Full => "full fine-tuning".into(),
         }
     }
+
+    /// The `--methods` name.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::FrozenBackward => "frozen",
+            Self::Bone => "bone",
+            Self::Lora => "lora",
+            Self::Bat(_) => "bat",
+            Self::Full => "full",
+        }
+    }
 }
+
+/// A random-weight LLaMA written by [`synthetic_llama`].
+struct SyntheticShape {
+    name: &'static str,
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    intermediate: usize,
+    layers: usize,
+    seq_len: usize,
+}
+
+/// `--synthetic`: hidden 1024, 16 heads / 8 KV heads, MLP 2816, 2 layers.
+const SYNTHETIC: SyntheticShape = SyntheticShape {
+    name: "random LLaMA h1024 (2 layers)",
+    hidden: 1024,
+    heads: 16,
+    kv_heads: 8,
+    intermediate: 2816,
+    layers: 2,
+    seq_len: 256,
+};
+
+/// `--synthetic-1b`: hidden 2048, 32 heads / 4 KV heads, MLP 5632, 16 layers (TinyLlama's
+/// block with Llama-3.2-1B's depth; about 0.7B parameters with the 512-token vocabulary).
+const SYNTHETIC_1B: SyntheticShape = SyntheticShape {
+    name: "random LLaMA h2048 (16 layers)",
+    hidden: 2048,
+    heads: 32,
+    kv_heads: 4,
+    intermediate: 5632,
+    layers: 16,
+    seq_len: 512,
+};
 
 struct Options {
     models: Vec<PathBuf>,
@@ -83,6 +139,10 @@ struct Options {
     steps: usize,
     quick: bool,
     synthetic: bool,
+    synthetic_1b: bool,
+    skip_stories: bool,
+    methods: Option<Vec<String>>,
+    gradient_checkpointing: bool,
 }
 
 struct Row {
@@ -106,6 +166,10 @@ fn parse() -> Options {
         steps: 10,
         quick: false,
         synthetic: false,
+        synthetic_1b: false,
+        skip_stories: false,
+        methods: None,
+        gradient_checkpointing: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -129,6 +193,17 @@ fn parse() -> Options {
             "--steps" => o.steps = value("--steps").parse().expect("--steps N"),
             "--quick" => o.quick = true,
             "--synthetic" => o.synthetic = true,
+            "--synthetic-1b" => o.synthetic_1b = true,
+            "--skip-stories" => o.skip_stories = true,
+            "--gradient-checkpointing" => o.gradient_checkpointing = true,
+            "--methods" => {
+                o.methods = Some(
+                    value("--methods")
+                        .split(',')
+                        .map(|m| m.trim().to_string())
+                        .collect(),
+                )
+            }
             // cargo bench passes --bench
             _ => {}
         }
@@ -145,15 +220,25 @@ fn main() {
     let models_root = DataRoot::resolve_in(None, data::MODELS_ROOT_ENV, "models");
     let stories = models_root.dir().join("stories260K");
     // (folder, name, sequence length, batch size)
-    let mut models = vec![(
-        stories.clone(),
-        "stories260K".to_string(),
-        256,
-        options.batch,
-    )];
-    if options.synthetic {
-        let dir = synthetic_llama(&stories);
-        models.push((dir, SYNTHETIC.to_string(), 256, 4));
+    let mut models = Vec::new();
+    if !options.skip_stories {
+        models.push((
+            stories.clone(),
+            "stories260K".to_string(),
+            256,
+            options.batch,
+        ));
+    }
+    let mut temporary = Vec::new();
+    for (wanted, shape) in [
+        (options.synthetic, &SYNTHETIC),
+        (options.synthetic_1b, &SYNTHETIC_1B),
+    ] {
+        if wanted {
+            let dir = synthetic_llama(&stories, shape);
+            temporary.push(dir.clone());
+            models.push((dir, shape.name.to_string(), shape.seq_len, 4));
+        }
     }
     for dir in &options.models {
         let name = dir
@@ -180,7 +265,20 @@ fn main() {
             Method::Bat(bat_r),
             Method::Full,
         ] {
-            let row = measure(name, dir, method, &options, &batcher, &sequences, &device);
+            if let Some(keep) = &options.methods {
+                if !keep.iter().any(|k| k == method.key()) {
+                    continue;
+                }
+            }
+            let row = if options.gradient_checkpointing {
+                measure::<BalancedCheckpointing>(
+                    name, dir, method, &options, &batcher, &sequences, &device,
+                )
+            } else {
+                measure::<NoCheckpointing>(
+                    name, dir, method, &options, &batcher, &sequences, &device,
+                )
+            };
             println!(
                 "{:<14} {:<34} params {:>10}  {:>7.0} tokens/step  median {:>9.2} ms  {:>9.0} tokens/s  peak heap {:>8.1} MiB (+{:.1} over the base)",
                 row.model, row.method, row.trainable, row.tokens_per_step, row.median_ms,
@@ -189,34 +287,43 @@ fn main() {
             rows.push(row);
         }
     }
-    if options.synthetic {
-        let _ = std::fs::remove_dir_all(&models[1].0);
+    for dir in temporary {
+        let _ = std::fs::remove_dir_all(dir);
     }
     let table = render(&rows, &options);
     if options.quick {
         println!("--quick: results not written");
         return;
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/causal_lm.md");
+    let path = std::env::var_os("BONE_BENCHMARKS_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks"),
+            PathBuf::from,
+        )
+        .join("causal_lm.md");
     update_section(&path, default_backend_name(), &table);
     println!("wrote {}", path.display());
 }
 
-/// Name of the `--synthetic` model in the table.
-const SYNTHETIC: &str = "random LLaMA h1024 (2 layers)";
-
-/// `--synthetic`: a LLaMA-shaped checkpoint with random weights and realistic projection sizes
-/// (hidden 1024, 16 heads / 8 KV heads, MLP 2816, 2 layers; stories260K's 512-token
-/// vocabulary and tokenizer), written to a temporary folder. No larger LLaMA exists offline;
-/// this shows the methods' costs at dimensions where the projections dominate.
-fn synthetic_llama(stories: &Path) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bone-bench-llama-h1024-{}", std::process::id()));
+/// `--synthetic`, `--synthetic-1b`: a LLaMA-shaped checkpoint with random weights and realistic
+/// projection sizes (stories260K's 512-token vocabulary and tokenizer), written to a temporary
+/// folder. No larger LLaMA exists offline; this shows the methods' costs at dimensions where
+/// the projections dominate.
+fn synthetic_llama(stories: &Path, shape: &SyntheticShape) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "bone-bench-llama-h{}-l{}-{}",
+        shape.hidden,
+        shape.layers,
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    let (h, kv, inter, layers, vocab) = (1024usize, 512usize, 2816usize, 2usize, 512usize);
+    let (h, inter, layers, vocab) = (shape.hidden, shape.intermediate, shape.layers, 512usize);
+    let kv = h / shape.heads * shape.kv_heads;
     let config = serde_json::json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": h,
-        "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": 16,
-        "num_key_value_heads": 8, "vocab_size": vocab, "max_position_embeddings": 1024,
+        "intermediate_size": inter, "num_hidden_layers": layers,
+        "num_attention_heads": shape.heads, "num_key_value_heads": shape.kv_heads,
+        "vocab_size": vocab, "max_position_embeddings": 1024,
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
         "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
         "torch_dtype": "float32"
@@ -319,21 +426,21 @@ fn sequences(
     encoded.into_iter().take(batch).collect()
 }
 
-fn measure(
+fn measure<C: CheckpointStrategy>(
     name: &str,
     dir: &Path,
     method: Method,
     options: &Options,
     batcher: &LmBatcher,
     sequences: &[EncodedSequence],
-    device: &burn::tensor::Device<B>,
+    device: &burn::tensor::Device<IB>,
 ) -> Row {
     let before = peak_alloc::current();
     let load = models::LoadOptions {
         dtype: (options.precision != Precision::F32).then(|| options.precision.dtype()),
     };
-    let mut llm =
-        LlamaForCausalLM::<B>::from_pretrained(dir, &load, device).expect("the model loads");
+    let mut llm = LlamaForCausalLM::<Trained<C>>::from_pretrained(dir, &load, device)
+        .expect("the model loads");
     let targets = all_block_linears(ModelFamily::Llama);
     let spec = match method {
         Method::Bone => Some(AdapterSpec::bone(64)),
@@ -358,13 +465,13 @@ fn measure(
         _ => llm.trainable_params(),
     };
     let mut model = with_stable_param_ids(CausalLmModel { inner: llm });
-    let mut optimizer = AdamWConfig::new().init::<B, CausalLmModel<B>>();
-    let batch = || -> LmBatch<B> { batcher.batch(sequences.to_vec(), device) };
+    let mut optimizer = AdamWConfig::new().init::<Trained<C>, CausalLmModel<Trained<C>>>();
+    let batch = || -> LmBatch<Trained<C>> { batcher.batch(sequences.to_vec(), device) };
     let tokens = sequences.iter().map(|s| s.input_ids.len()).sum::<usize>() as f64;
     let valid = matches!(method, Method::Forward).then(|| model.valid());
     let base = peak_alloc::current();
 
-    let mut step = |model: CausalLmModel<B>| -> CausalLmModel<B> {
+    let mut step = |model: CausalLmModel<Trained<C>>| -> CausalLmModel<Trained<C>> {
         match method {
             Method::Forward => {
                 let b: LmBatch<IB> = batcher.batch(sequences.to_vec(), device);
