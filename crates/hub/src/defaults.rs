@@ -1,0 +1,140 @@
+//! The project's default models, found without flags: `$BONE_MODELS_ROOT/<name>`, then
+//! `../shared/models/<name>` (from the current directory, then from the workspace root), then
+//! the Hugging Face cache snapshot that `cargo xtask assets --download` writes.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::cache::{CachedRepo, RepoId};
+use crate::error::{HubError, Result};
+use crate::resolve::DEFAULT_REVISION;
+use crate::settings::HubSettings;
+
+/// Environment variable naming a folder of model folders (`<root>/<name>/config.json`).
+pub const MODELS_ROOT_ENV: &str = "BONE_MODELS_ROOT";
+
+/// A default model: its folder name under `../shared/models` and its Hub id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultModel {
+    /// What it is, for messages ("encoder", "decoder").
+    pub what: &'static str,
+    /// Folder name under `../shared/models` and `$BONE_MODELS_ROOT`.
+    pub name: &'static str,
+    /// The Hub repository `cargo xtask assets --download` fetches it from, if one is known.
+    pub hub_id: Option<&'static str>,
+    /// Environment variable naming another repository (a mirror) to fetch it from.
+    pub hub_env: &'static str,
+}
+
+/// The default encoder: all-MiniLM-L6-v2.
+pub const ENCODER: DefaultModel = DefaultModel {
+    what: "default encoder (all-MiniLM-L6-v2)",
+    name: "all-MiniLM-L6-v2",
+    hub_id: Some("sentence-transformers/all-MiniLM-L6-v2"),
+    hub_env: "BONE_ENCODER_REPO",
+};
+
+/// The default decoder: stories260K in Hugging Face layout. No public Hub repository is
+/// known to hold this conversion (Karpathy's `tinyllamas` holds the llama2.c `.bin`), so it is
+/// downloaded only from a repository named by `$BONE_DECODER_REPO` (checked against the
+/// pinned sha256 of every file).
+pub const DECODER: DefaultModel = DefaultModel {
+    what: "default decoder (stories260K)",
+    name: "stories260K",
+    hub_id: None,
+    hub_env: "BONE_DECODER_REPO",
+};
+
+impl DefaultModel {
+    /// The first place holding `config.json`, else the error listing every place tried.
+    ///
+    /// # Errors
+    /// [`HubError::NotFound`] with every candidate and the download command.
+    pub fn locate(&self) -> Result<PathBuf> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        self.locate_from(
+            std::env::var_os(MODELS_ROOT_ENV),
+            &cwd,
+            &workspace_root(),
+            &HubSettings::from_env(),
+        )
+    }
+
+    /// [`locate`](Self::locate) with its inputs explicit.
+    ///
+    /// # Errors
+    /// See [`locate`](Self::locate).
+    pub fn locate_from(
+        &self,
+        models_root: Option<OsString>,
+        cwd: &Path,
+        workspace: &Path,
+        settings: &HubSettings,
+    ) -> Result<PathBuf> {
+        let tried = self.candidates(models_root, cwd, workspace, settings);
+        tried
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| p.join("config.json").is_file())
+            .cloned()
+            .ok_or_else(|| HubError::NotFound {
+                what: self.what.to_string(),
+                tried,
+            })
+    }
+
+    /// The found folder, or `../shared/models/<name>` when none is (so that the loader's
+    /// "no such folder" error names the usual place; [`locate`](Self::locate) gives the list).
+    pub fn dir(&self) -> PathBuf {
+        self.locate()
+            .unwrap_or_else(|_| Path::new("../shared/models").join(self.name))
+    }
+
+    /// Every place looked, in order, with where it comes from.
+    pub fn candidates(
+        &self,
+        models_root: Option<OsString>,
+        cwd: &Path,
+        workspace: &Path,
+        settings: &HubSettings,
+    ) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        if let Some(root) = models_root.filter(|v| !v.is_empty()) {
+            out.push((
+                PathBuf::from(root).join(self.name),
+                format!("${MODELS_ROOT_ENV}"),
+            ));
+        }
+        let shared = Path::new("../shared/models").join(self.name);
+        out.push((cwd.join(&shared), "../shared, from the current directory".into()));
+        out.push((
+            workspace.join(&shared),
+            "../shared, from the workspace root".into(),
+        ));
+        if let Some(repo) = self.repo_id() {
+            let cached = CachedRepo::new(&settings.cache, repo.clone());
+            let snapshot = cached
+                .snapshot(DEFAULT_REVISION)
+                .unwrap_or_else(|| cached.dir().join("snapshots").join("<main>"));
+            out.push((
+                snapshot,
+                format!("Hugging Face cache, {repo} at {DEFAULT_REVISION}"),
+            ));
+        }
+        out
+    }
+
+    /// The repository to fetch it from: `$<hub_env>` when set to an `org/name` id, else
+    /// [`hub_id`](Self::hub_id).
+    pub fn repo_id(&self) -> Option<RepoId> {
+        std::env::var(self.hub_env)
+            .ok()
+            .and_then(|id| RepoId::parse(id.trim()))
+            .or_else(|| self.hub_id.and_then(RepoId::parse))
+    }
+}
+
+/// The workspace root this crate was compiled in (`crates/hub/../..`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
