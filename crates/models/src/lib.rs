@@ -64,6 +64,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod export;
+pub mod hub;
 pub mod llama;
 pub mod nn;
 pub mod targets;
