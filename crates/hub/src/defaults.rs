@@ -106,7 +106,9 @@ impl DefaultModel {
             ));
         }
         let shared = Path::new("../shared/models").join(self.name);
-        out.push((cwd.join(&shared), "../shared, from the current directory".into()));
+        // Relative, as the binaries' default always was (`cwd` only names it in messages).
+        let _ = cwd;
+        out.push((shared.clone(), "../shared, from the current directory".into()));
         out.push((
             workspace.join(&shared),
             "../shared, from the workspace root".into(),

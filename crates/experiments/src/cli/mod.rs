@@ -141,7 +141,8 @@ pub struct InspectArgs {
 /// # Errors
 /// Whatever the command met: a missing folder or file, an unsupported model, a bad tensor,
 /// invalid arguments, I/O errors.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(mut cli: Cli) -> anyhow::Result<()> {
+    cli.command.resolve_hub_ids()?;
     run_inference(cli.device, Task(cli.command))
 }
 

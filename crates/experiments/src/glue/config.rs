@@ -105,7 +105,7 @@ impl GlueConfig {
     pub fn defaults() -> Self {
         Self {
             task: "sst2".into(),
-            model: PathBuf::from("../shared/models/all-MiniLM-L6-v2"),
+            model: models::hub::ENCODER.dir(),
             data_root: None,
             method: Method::Bone,
             r: 64,

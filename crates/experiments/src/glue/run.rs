@@ -97,12 +97,13 @@ fn run_glue<B: AutodiffBackend>(
     let config = &job.config;
     let task = GlueTask::from_name(&config.task)?;
     validate(config)?;
-    let model_dir = &config.model;
+    let model_dir = &models::hub::resolve_model(&config.model, None)?;
     if !model_dir.is_dir() {
         bail!(
             "--model {}: no such folder; expected a Hugging Face checkpoint folder (config.json, \
-             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2",
-            model_dir.display()
+             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2\n{}",
+            model_dir.display(),
+            default_hint(&models::hub::ENCODER)
         );
     }
 
@@ -406,5 +407,14 @@ pub fn describe_best(config: &GlueConfig, best: &Path) -> String {
             "{} (PEFT adapter with the classification head)",
             best.display()
         ),
+    }
+}
+
+/// Where the default model was looked for and how to download it (appended to "no such
+/// folder" errors).
+pub fn default_hint(model: &models::hub::DefaultModel) -> String {
+    match model.locate() {
+        Ok(dir) => format!("(the {} is at {})", model.what, dir.display()),
+        Err(e) => e.to_string(),
     }
 }
