@@ -29,7 +29,11 @@ pub fn download(args: &[String]) -> Result<(), String> {
         }
     }
     let dest = to
-        .or_else(|| std::env::var_os("BONE_DATA_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("BONE_DATA_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| crate::workspace_root().join("datasets"));
     let hub = HubSettings::from_env();
     if hub.offline {
@@ -54,7 +58,9 @@ pub fn download(args: &[String]) -> Result<(), String> {
             Outcome::Present => "already there".to_string(),
             Outcome::Downloaded { resumed, retried } => {
                 new += 1;
-                format!("downloaded (resumed {resumed}×, re-fetched after a bad checksum {retried}×)")
+                format!(
+                    "downloaded (resumed {resumed}×, re-fetched after a bad checksum {retried}×)"
+                )
             }
         };
         println!("    {}: {how}", f.path.display());

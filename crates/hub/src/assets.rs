@@ -33,22 +33,58 @@ pub const GSM8K_URL: &str = "https://raw.githubusercontent.com/openai/grade-scho
 
 /// all-MiniLM-L6-v2's files and their sha256 (those of `../shared/models/all-MiniLM-L6-v2`).
 pub const ENCODER_FILES: &[(&str, &str)] = &[
-    ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
-    ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
-    ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
-    ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
-    ("special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
-    ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
-    ("modules.json", "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
-    ("1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+    (
+        "config.json",
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    ),
+    (
+        "model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+    (
+        "tokenizer.json",
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    ),
+    (
+        "tokenizer_config.json",
+        "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    ),
+    (
+        "special_tokens_map.json",
+        "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    ),
+    (
+        "vocab.txt",
+        "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    ),
+    (
+        "modules.json",
+        "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    ),
+    (
+        "1_Pooling/config.json",
+        "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+    ),
 ];
 
 /// stories260K's files and their sha256 (those of `../shared/models/stories260K`).
 pub const DECODER_FILES: &[(&str, &str)] = &[
-    ("config.json", "215f6552f98559b873f4e3f14d09a021b911649ba9211836cd5257d4de9a24c9"),
-    ("model.safetensors", "3aa204a103515087dde5c6b8282eea378794c7ccd3aebb8a78af45695a9fb758"),
-    ("tokenizer.json", "122d22ca558413499eac24a0a4373c6ac76528aa97bd1f1a6a889214df0b254b"),
-    ("tokenizer_config.json", "1b0ab1fa7ec34b98c0f12c00b56fbac6a920c9b45e9966c5d02e37d11c2eca0d"),
+    (
+        "config.json",
+        "215f6552f98559b873f4e3f14d09a021b911649ba9211836cd5257d4de9a24c9",
+    ),
+    (
+        "model.safetensors",
+        "3aa204a103515087dde5c6b8282eea378794c7ccd3aebb8a78af45695a9fb758",
+    ),
+    (
+        "tokenizer.json",
+        "122d22ca558413499eac24a0a4373c6ac76528aa97bd1f1a6a889214df0b254b",
+    ),
+    (
+        "tokenizer_config.json",
+        "1b0ab1fa7ec34b98c0f12c00b56fbac6a920c9b45e9966c5d02e37d11c2eca0d",
+    ),
 ];
 
 /// Where a data file comes from.
@@ -248,12 +284,23 @@ pub fn fetch_data(
 ) -> Result<Fetched> {
     let dest = data_root.join(&asset.rel);
     let outcome = match &asset.source {
-        DataSource::Url(url) => download_verified(agent, url, &dest, Some(&asset.sha256), progress)?,
-        DataSource::ZipMember { url, member } => {
-            fetch_member(agent, url, member, &dest, &asset.sha256, data_root, progress)?
+        DataSource::Url(url) => {
+            download_verified(agent, url, &dest, Some(&asset.sha256), progress)?
         }
+        DataSource::ZipMember { url, member } => fetch_member(
+            agent,
+            url,
+            member,
+            &dest,
+            &asset.sha256,
+            data_root,
+            progress,
+        )?,
     };
-    Ok(Fetched { path: dest, outcome })
+    Ok(Fetched {
+        path: dest,
+        outcome,
+    })
 }
 
 /// Downloads the archive (kept in `<data_root>/.downloads/`), extracts `member` and checks
@@ -369,7 +416,10 @@ pub fn fetch_model_file(
                 },
             });
         }
-        eprintln!("{}: sha256 {found}, expected {sha256}; downloading it again", path.display());
+        eprintln!(
+            "{}: sha256 {found}, expected {sha256}; downloading it again",
+            path.display()
+        );
         remove_cached(&path)?;
         last = path;
     }

@@ -69,9 +69,7 @@ impl HubClient {
         let api_repo = self.api.repo(self.repo(repo, revision));
         match api_repo.download(file) {
             Ok(path) => Ok(Some(path)),
-            Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::Status(404, _)) => {
-                Ok(None)
-            }
+            Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::Status(404, _)) => Ok(None),
             Err(e) => Err(HubError::Download {
                 url: api_repo.url(file),
                 file: self.settings.cache.join(repo.folder_name()),

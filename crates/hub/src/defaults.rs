@@ -108,7 +108,10 @@ impl DefaultModel {
         let shared = Path::new("../shared/models").join(self.name);
         // Relative, as the binaries' default always was (`cwd` only names it in messages).
         let _ = cwd;
-        out.push((shared.clone(), "../shared, from the current directory".into()));
+        out.push((
+            shared.clone(),
+            "../shared, from the current directory".into(),
+        ));
         out.push((
             workspace.join(&shared),
             "../shared, from the workspace root".into(),
@@ -139,4 +142,57 @@ impl DefaultModel {
 /// The workspace root this crate was compiled in (`crates/hub/../..`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_default_lists_every_place_and_the_download_command() {
+        let settings = HubSettings::at("/nowhere/cache");
+        let err = ENCODER
+            .locate_from(
+                Some("/nowhere/models".into()),
+                Path::new("/nowhere/cwd"),
+                Path::new("/nowhere/ws"),
+                &settings,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no default encoder (all-MiniLM-L6-v2) found; tried:\n  \
+             /nowhere/models/all-MiniLM-L6-v2 ($BONE_MODELS_ROOT)\n  \
+             ../shared/models/all-MiniLM-L6-v2 (../shared, from the current directory)\n  \
+             /nowhere/ws/../shared/models/all-MiniLM-L6-v2 (../shared, from the workspace root)\n  \
+             /nowhere/cache/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/<main> \
+             (Hugging Face cache, sentence-transformers/all-MiniLM-L6-v2 at main)\n\
+             Download it with `cargo xtask assets --download` (it lands in the Hugging Face \
+             cache), or pass --model DIR, or set $BONE_MODELS_ROOT"
+        );
+    }
+
+    #[test]
+    fn the_cache_snapshot_is_found_after_shared() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = cache
+            .path()
+            .join("models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(snapshot.join("config.json"), "{}").unwrap();
+        let refs = cache
+            .path()
+            .join("models--sentence-transformers--all-MiniLM-L6-v2/refs");
+        std::fs::create_dir_all(&refs).unwrap();
+        std::fs::write(refs.join("main"), "abc").unwrap();
+        let found = ENCODER
+            .locate_from(
+                None,
+                Path::new("/nowhere/cwd"),
+                Path::new("/nowhere/ws"),
+                &HubSettings::at(cache.path()),
+            )
+            .unwrap();
+        assert_eq!(found, snapshot);
+    }
 }

@@ -57,7 +57,12 @@ pub const ADAPTER_FILES: FileSet = FileSet {
 /// # Errors
 /// See [`resolve_with`].
 pub fn resolve_model(arg: impl AsRef<Path>, revision: Option<&str>) -> Result<PathBuf> {
-    resolve_with(&HubSettings::from_env(), arg.as_ref(), revision, &MODEL_FILES)
+    resolve_with(
+        &HubSettings::from_env(),
+        arg.as_ref(),
+        revision,
+        &MODEL_FILES,
+    )
 }
 
 /// [`resolve_model`] for a PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`).
@@ -65,7 +70,12 @@ pub fn resolve_model(arg: impl AsRef<Path>, revision: Option<&str>) -> Result<Pa
 /// # Errors
 /// See [`resolve_with`].
 pub fn resolve_adapter(arg: impl AsRef<Path>, revision: Option<&str>) -> Result<PathBuf> {
-    resolve_with(&HubSettings::from_env(), arg.as_ref(), revision, &ADAPTER_FILES)
+    resolve_with(
+        &HubSettings::from_env(),
+        arg.as_ref(),
+        revision,
+        &ADAPTER_FILES,
+    )
 }
 
 /// The resolution rule with explicit settings.
@@ -114,11 +124,7 @@ fn missing_files(snapshot: &Path, files: &FileSet) -> Result<Vec<String>> {
     if files.weights && !CachedRepo::has(snapshot, WEIGHTS) {
         if CachedRepo::has(snapshot, WEIGHTS_INDEX) {
             let shards = shard_names(&snapshot.join(WEIGHTS_INDEX))?;
-            missing.extend(
-                shards
-                    .into_iter()
-                    .filter(|s| !CachedRepo::has(snapshot, s)),
-            );
+            missing.extend(shards.into_iter().filter(|s| !CachedRepo::has(snapshot, s)));
         } else {
             missing.push(WEIGHTS.to_string());
         }
@@ -171,7 +177,9 @@ fn fetch(
         let index = get(WEIGHTS_INDEX, false)?.ok_or_else(|| crate::HubError::Download {
             url: client.url(repo, revision, WEIGHTS),
             file: settings.cache.join(repo.folder_name()),
-            message: format!("404 Not Found: the repository has neither {WEIGHTS} nor {WEIGHTS_INDEX}"),
+            message: format!(
+                "404 Not Found: the repository has neither {WEIGHTS} nor {WEIGHTS_INDEX}"
+            ),
         })?;
         for shard in shard_names(&index)? {
             get(&shard, true)?;
@@ -181,7 +189,11 @@ fn fetch(
         get(name, false)?;
     }
     dir.ok_or_else(|| crate::HubError::Download {
-        url: client.url(repo, revision, files.required.first().copied().unwrap_or(WEIGHTS)),
+        url: client.url(
+            repo,
+            revision,
+            files.required.first().copied().unwrap_or(WEIGHTS),
+        ),
         file: settings.cache.clone(),
         message: "nothing was downloaded".into(),
     })

@@ -94,13 +94,19 @@ fn data_files_land_checked_resumed_and_retried() {
     }
     assert_eq!(
         outcome("glue/SST-2/dev.tsv"),
-        Some(Outcome::Downloaded { resumed: 0, retried: 0 })
+        Some(Outcome::Downloaded {
+            resumed: 0,
+            retried: 0
+        })
     );
     assert!(root.path().join(".downloads/SST-2.zip").is_file());
     // Cut after 100,000 bytes: the second request asks for the rest.
     assert_eq!(
         outcome("gsm8k/test.jsonl"),
-        Some(Outcome::Downloaded { resumed: 1, retried: 0 })
+        Some(Outcome::Downloaded {
+            resumed: 1,
+            retried: 0
+        })
     );
     let ranges: Vec<_> = server
         .requests(TEST_JSONL)
@@ -111,14 +117,20 @@ fn data_files_land_checked_resumed_and_retried() {
     // Corrupted once: refused, downloaded again from the start.
     assert_eq!(
         outcome("gsm8k/LICENSE"),
-        Some(Outcome::Downloaded { resumed: 0, retried: 1 })
+        Some(Outcome::Downloaded {
+            resumed: 0,
+            retried: 1
+        })
     );
     assert_eq!(server.requests(LICENSE).len(), 2);
 
     // A second run finds everything in place and asks for nothing.
     let before = server.log().len();
     let again = fetch_all(&plan, root.path(), &hub).unwrap();
-    assert!(again.iter().all(|f| f.outcome == Outcome::Present), "{again:?}");
+    assert!(
+        again.iter().all(|f| f.outcome == Outcome::Present),
+        "{again:?}"
+    );
     assert_eq!(server.log().len(), before);
 }
 
@@ -215,11 +227,15 @@ fn model_files_reach_the_hub_cache_checked_and_retried() {
     let mut plan = Plan::standard(&sources(&server));
     plan.data.clear();
     plan.models.retain(|m| m.repo.as_str() == REPO);
-    plan.models[0].files.retain(|(f, _)| files.contains(&f.as_str()));
+    plan.models[0]
+        .files
+        .retain(|(f, _)| files.contains(&f.as_str()));
     assert_eq!(plan.models[0].files.len(), 2);
 
     let fetched = fetch_all(&plan, Path::new("/nonexistent-data-root"), &hub).unwrap();
-    let repo_dir = cache.path().join("models--sentence-transformers--all-MiniLM-L6-v2");
+    let repo_dir = cache
+        .path()
+        .join("models--sentence-transformers--all-MiniLM-L6-v2");
     let snapshot = repo_dir.join("snapshots").join(COMMIT);
     assert_eq!(
         std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
@@ -229,12 +245,18 @@ fn model_files_reach_the_hub_cache_checked_and_retried() {
         let link = snapshot.join(file);
         assert!(link.symlink_metadata().unwrap().is_symlink(), "{file}");
         let blob = std::fs::canonicalize(&link).unwrap();
-        assert_eq!(blob, repo_dir.join("blobs").join(sha256).canonicalize().unwrap());
+        assert_eq!(
+            blob,
+            repo_dir.join("blobs").join(sha256).canonicalize().unwrap()
+        );
         assert_eq!(sha256_file(&link).unwrap(), *sha256);
     }
     assert_eq!(
         fetched[0].outcome,
-        Outcome::Downloaded { resumed: 0, retried: 1 }
+        Outcome::Downloaded {
+            resumed: 0,
+            retried: 1
+        }
     );
     // A metadata probe and a download per attempt, all with the token.
     let config_requests = server.requests(&config_path);

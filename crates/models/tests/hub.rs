@@ -60,11 +60,8 @@ fn hub_cache(cache: &Path, files: &[&str]) -> PathBuf {
         for commit in [COMMIT_A, COMMIT_B] {
             let snapshot = repo.join("snapshots").join(commit);
             std::fs::create_dir_all(&snapshot).unwrap();
-            std::os::unix::fs::symlink(
-                Path::new("../../blobs").join(&sha),
-                snapshot.join(file),
-            )
-            .unwrap();
+            std::os::unix::fs::symlink(Path::new("../../blobs").join(&sha), snapshot.join(file))
+                .unwrap();
         }
     }
     std::fs::write(repo.join("refs/main"), COMMIT_A).unwrap();
@@ -100,10 +97,16 @@ fn cached_ids_resolve_at_refs_and_commits_in_place() {
         resolve(Some("v1.0")).unwrap(),
         repo.join("snapshots").join(COMMIT_B)
     );
-    assert_eq!(resolve(Some(COMMIT_B)).unwrap(), repo.join("snapshots").join(COMMIT_B));
+    assert_eq!(
+        resolve(Some(COMMIT_B)).unwrap(),
+        repo.join("snapshots").join(COMMIT_B)
+    );
     // Used in place: the weights are the blob, not a copy.
     let weights = std::fs::canonicalize(main.join("model.safetensors")).unwrap();
-    assert_eq!(weights.parent().unwrap(), repo.join("blobs").canonicalize().unwrap());
+    assert_eq!(
+        weights.parent().unwrap(),
+        repo.join("blobs").canonicalize().unwrap()
+    );
     load_in_place(&main);
 
     let err = resolve(Some("v9")).unwrap_err().to_string();
@@ -118,7 +121,10 @@ fn cached_ids_resolve_at_refs_and_commits_in_place() {
     );
     let unknown_commit = "fedcba9876543210fedcba9876543210fedcba98";
     let err = resolve(Some(unknown_commit)).unwrap_err().to_string();
-    assert!(err.contains(&format!("revision `{unknown_commit}` is neither")), "{err}");
+    assert!(
+        err.contains(&format!("revision `{unknown_commit}` is neither")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -155,7 +161,10 @@ fn an_id_absent_offline_is_an_exact_error() {
     .to_string();
     let snapshot = repo.join("snapshots").join(COMMIT_A);
     assert!(
-        err.contains(&format!("looked for model.safetensors in {}.", snapshot.display())),
+        err.contains(&format!(
+            "looked for model.safetensors in {}.",
+            snapshot.display()
+        )),
         "{err}"
     );
 }
@@ -171,7 +180,10 @@ fn paths_and_strings_that_are_no_ids_pass_through() {
         Path::new("plain-name"),
         Path::new("a/b/c"),
     ] {
-        assert_eq!(resolve_with(&settings, arg, None, &MODEL_FILES).unwrap(), arg);
+        assert_eq!(
+            resolve_with(&settings, arg, None, &MODEL_FILES).unwrap(),
+            arg
+        );
     }
 }
 
@@ -194,12 +206,18 @@ fn missing_files_are_downloaded_from_the_endpoint_into_the_cache_layout() {
 
     let repo = cache.path().join("models--org--tiny-stories");
     assert_eq!(dir, repo.join("snapshots").join(COMMIT_A));
-    assert_eq!(std::fs::read_to_string(repo.join("refs/main")).unwrap(), COMMIT_A);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        COMMIT_A
+    );
     for file in STORIES_FILES {
         let link = dir.join(file);
         assert!(link.symlink_metadata().unwrap().is_symlink(), "{file}");
         let blob = repo.join("blobs").join(sha256_hex(&stories(file)));
-        assert_eq!(std::fs::canonicalize(&link).unwrap(), blob.canonicalize().unwrap());
+        assert_eq!(
+            std::fs::canonicalize(&link).unwrap(),
+            blob.canonicalize().unwrap()
+        );
     }
     // The cut body was resumed where it stopped.
     let ranges: Vec<_> = server
@@ -210,7 +228,10 @@ fn missing_files_are_downloaded_from_the_endpoint_into_the_cache_layout() {
     assert_eq!(ranges, ["bytes=0-0", "bytes=0-", "bytes=300000-"]);
     // The optional files the Hub lacks were asked for once and answered 404.
     let generation = server.requests(&format!("/{repo_id}/resolve/main/generation_config.json"));
-    assert_eq!(generation.iter().map(|l| l.status).collect::<Vec<_>>(), [404]);
+    assert_eq!(
+        generation.iter().map(|l| l.status).collect::<Vec<_>>(),
+        [404]
+    );
     assert!(server
         .log()
         .iter()
@@ -219,7 +240,12 @@ fn missing_files_are_downloaded_from_the_endpoint_into_the_cache_layout() {
 
     // Now complete: found offline, without a request.
     let before = server.log().len();
-    let again = resolve_with(&offline(cache.path()), Path::new(repo_id), None, &MODEL_FILES);
+    let again = resolve_with(
+        &offline(cache.path()),
+        Path::new(repo_id),
+        None,
+        &MODEL_FILES,
+    );
     assert_eq!(again.unwrap(), dir);
     assert_eq!(server.log().len(), before);
 
@@ -229,7 +255,13 @@ fn missing_files_are_downloaded_from_the_endpoint_into_the_cache_layout() {
         let body = std::fs::read(adapter.join(file)).unwrap();
         server.serve_hub("org/bone-adapter", "main", COMMIT_B, file, body);
     }
-    let dir = resolve_with(&settings, Path::new("org/bone-adapter"), None, &ADAPTER_FILES).unwrap();
+    let dir = resolve_with(
+        &settings,
+        Path::new("org/bone-adapter"),
+        None,
+        &ADAPTER_FILES,
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read(dir.join("adapter_model.safetensors")).unwrap(),
         std::fs::read(adapter.join("adapter_model.safetensors")).unwrap()

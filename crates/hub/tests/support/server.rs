@@ -194,7 +194,11 @@ fn respond(state: &Mutex<State>, path: &str, range: Option<&str>) -> (u16, Strin
     };
     let total = entry.body.len();
     let (start, end) = match range.and_then(parse_range) {
-        Some((s, e)) => (s, e.unwrap_or(total.saturating_sub(1)).min(total.saturating_sub(1))),
+        Some((s, e)) => (
+            s,
+            e.unwrap_or(total.saturating_sub(1))
+                .min(total.saturating_sub(1)),
+        ),
         None => (0, total.saturating_sub(1)),
     };
     if range.is_some() && start >= total {
@@ -215,7 +219,11 @@ fn respond(state: &Mutex<State>, path: &str, range: Option<&str>) -> (u16, Strin
             None => {}
         }
     }
-    let (status, reason) = if range.is_some() { (206, "Partial Content") } else { (200, "OK") };
+    let (status, reason) = if range.is_some() {
+        (206, "Partial Content")
+    } else {
+        (200, "OK")
+    };
     let mut head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Length: {length}\r\nConnection: close\r\n\
          Accept-Ranges: bytes\r\n"
