@@ -13,6 +13,10 @@
 //!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
 //!   files the tests read are present and match their SHA256SUMS.
+//! - `cargo xtask assets --download [--to DIR]` — fetches them on a machine without
+//!   `../shared` (see `assets.rs`).
+
+mod assets;
 
 mod child;
 mod gpu;
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("assets") if args.iter().any(|a| a == "--download") => assets::download(&args[1..]),
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("gpu") => gpu::gpu(&args[1..]),
@@ -51,6 +56,9 @@ tasks:
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
+  assets --download [--to DIR]
+                          fetch GLUE, GSM8K (into DIR, default $BONE_DATA_ROOT or datasets/) and the
+                          default models (into the Hugging Face cache), sha256-checked, resumable
   sst2-compare [--seeds N] [--samples N] [--methods bone,lora,bat] [--device D] [--reference PYTHON] [--reuse]
                           Bone vs LoRA vs Bat on SST-2 (release build), mean ± std over seeds,
                           written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too;

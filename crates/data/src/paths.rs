@@ -1,5 +1,6 @@
 //! Where data comes from: a root folder chosen by an explicit option, then an environment
-//! variable, then the default `../shared/<subdir>`.
+//! variable, then the default `../shared/<subdir>`, then (for datasets) the workspace's
+//! `datasets/` folder, where `cargo xtask assets --download` puts the files.
 //!
 //! The default is tried relative to the current directory and relative to the workspace root
 //! this crate was built in (so tests, examples and binaries find it from any directory). Files
@@ -20,6 +21,9 @@ pub const DATA_ROOT_ENV: &str = "BONE_DATA_ROOT";
 pub const MODELS_ROOT_ENV: &str = "BONE_MODELS_ROOT";
 /// Default dataset root, relative to the workspace root.
 pub const DEFAULT_DATA_ROOT: &str = "../shared/datasets";
+/// Where `cargo xtask assets --download` puts the datasets by default, relative to the
+/// workspace root (git-ignored but for its README and SHA256SUMS).
+pub const DOWNLOAD_DIR: &str = "datasets";
 
 /// The workspace root this crate was compiled in (`crates/data/../..`).
 fn workspace_root() -> PathBuf {
@@ -33,7 +37,7 @@ pub enum RootOrigin {
     Explicit,
     /// Read from the environment variable.
     Env,
-    /// The default `../shared/<subdir>`.
+    /// The default `../shared/<subdir>`, or the download location `<workspace>/datasets`.
     Default,
 }
 
@@ -99,7 +103,7 @@ impl DataRoot {
             return make(dir, RootOrigin::Env, c);
         }
         let rel = Path::new("../shared").join(shared_subdir);
-        let candidates = vec![
+        let mut candidates = vec![
             (
                 cwd.join(&rel),
                 "default, relative to the current directory".to_string(),
@@ -109,6 +113,12 @@ impl DataRoot {
                 "default, relative to the workspace root".to_string(),
             ),
         ];
+        if shared_subdir == "datasets" {
+            candidates.push((
+                workspace.join(DOWNLOAD_DIR),
+                "where `cargo xtask assets --download` puts it".to_string(),
+            ));
+        }
         let dir = candidates
             .iter()
             .map(|(p, _)| p.clone())
@@ -202,7 +212,9 @@ pub(crate) fn how_to_get(rel: &str, env_var: &str) -> String {
         "Get it from {source}. Point to the folder holding it with a --data-root flag (or the \
          loader's root option), or set ${env_var}; the default is ../shared/<subdir> next to the \
          workspace. Layout and checksums: datasets/README.md and datasets/SHA256SUMS \
-         (`sha256sum -c SHA256SUMS` inside the data folder)."
+         (`sha256sum -c SHA256SUMS` inside the data folder). Without ../shared, download the \
+         data with `cargo xtask assets --download` (into the workspace's datasets/, or \
+         `--to DIR`)."
     )
 }
 
@@ -255,5 +267,29 @@ mod tests {
         );
         assert!(msg.contains("$BONE_DATA_ROOT"), "{msg}");
         assert!(msg.contains("download_glue_data.py"), "{msg}");
+        assert!(
+            msg.contains("/nowhere/b/datasets/glue/SST-2/train.tsv"),
+            "{msg}"
+        );
+        assert!(msg.contains("`cargo xtask assets --download`"), "{msg}");
+    }
+
+    #[test]
+    fn the_download_location_comes_after_shared() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ws.path().join("datasets")).unwrap();
+        let cwd = Path::new("/nowhere/a");
+        let r = DataRoot::resolve_from(None, None, "V", "datasets", cwd, ws.path());
+        assert_eq!(r.dir(), ws.path().join("datasets"));
+        assert_eq!(r.origin(), RootOrigin::Default);
+        // ../shared (here beside the current directory) comes first.
+        let cwd2 = ws.path().join("a");
+        std::fs::create_dir_all(ws.path().join("shared/datasets")).unwrap();
+        std::fs::create_dir_all(&cwd2).unwrap();
+        let r = DataRoot::resolve_from(None, None, "V", "datasets", &cwd2, ws.path());
+        assert_eq!(r.dir(), cwd2.join("../shared/datasets"));
+        // Models have no download location under the workspace (they go to the HF cache).
+        let r = DataRoot::resolve_from(None, None, "V", "models", cwd, ws.path());
+        assert_eq!(r.candidates.len(), 2);
     }
 }

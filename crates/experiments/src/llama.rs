@@ -75,8 +75,9 @@ pub fn check_llama_folder(dir: &Path, flag: &str) -> anyhow::Result<LlamaConfig>
         bail!(
             "{flag} {}: no such folder; expected a Hugging Face LLaMA checkpoint folder \
              (config.json, model.safetensors or shards, tokenizer.json), e.g. \
-             ../shared/models/stories260K or Llama-2-7b-hf",
-            dir.display()
+             ../shared/models/stories260K or Llama-2-7b-hf\n{}",
+            dir.display(),
+            crate::train::job::default_hint(&models::hub::DECODER)
         );
     }
     let config = ModelConfig::load(dir).with_context(|| format!("{flag} {}", dir.display()))?;

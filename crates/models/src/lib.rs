@@ -73,6 +73,7 @@ pub mod encoder;
 pub mod error;
 pub mod export;
 pub mod gguf;
+pub mod hub;
 pub mod llama;
 pub mod nn;
 pub mod targets;

@@ -25,9 +25,9 @@ use burn::nn::{
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
-use bone_io::FileError;
 use crate::checkpoint::{dtype_name, TensorInfo};
 use crate::error::{ModelError, Result};
+use bone_io::FileError;
 
 /// A store of tensors by Hugging Face name, in PyTorch layout (linear weights `[out, in]`).
 pub trait TensorSource {

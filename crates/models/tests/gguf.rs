@@ -223,7 +223,10 @@ fn converted_folder_loads_with_the_same_logits_and_tokens() {
     gguf::convert::convert(&smollm_gguf(), &bf, FloatDType::BF16).unwrap();
     let name = "model.layers.12.self_attn.k_proj.weight";
     let checkpoint = Checkpoint::open(&bf).unwrap();
-    assert_eq!(checkpoint.info(name).unwrap().dtype, burn::tensor::DType::BF16);
+    assert_eq!(
+        checkpoint.info(name).unwrap().dtype,
+        burn::tensor::DType::BF16
+    );
     let rounded: Vec<f32> = f32s(&g[&format!("weight.{name}")])
         .iter()
         .map(|&v| half::bf16::from_f32(v).to_f32())

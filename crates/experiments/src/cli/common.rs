@@ -27,15 +27,51 @@ pub enum Precision {
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// The Hugging Face model folder (config.json, model.safetensors or shards, tokenizer.json),
-    /// or a llama.cpp GGUF file (or a folder holding exactly one .gguf file).
-    #[arg(long, value_name = "DIR|FILE.gguf")]
+    /// a llama.cpp GGUF file (or a folder holding exactly one .gguf file), or a Hub id `org/name`
+    /// (not an existing path) found in or downloaded to the HF cache.
+    #[arg(long, value_name = "DIR|FILE.gguf|ORG/NAME")]
     pub model: PathBuf,
-    /// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) to apply.
-    #[arg(long, value_name = "DIR")]
+    /// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) to apply, or a
+    /// Hub id `org/name`.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub adapter: Option<PathBuf>,
     /// The float type to load the weights in.
     #[arg(long, value_enum, default_value_t = Precision::Auto)]
     pub precision: Precision,
+    /// Branch, tag or 40-hex commit of a Hub id given to --model [default: main].
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+}
+
+impl ModelArgs {
+    /// Replaces Hub ids (`org/name`, not an existing path) given to --model and --adapter by
+    /// their snapshot folders in the Hugging Face cache, downloading missing files unless
+    /// HF_HUB_OFFLINE is set (see `models::hub`).
+    pub fn resolve_hub_ids(&mut self) -> anyhow::Result<()> {
+        self.model = models::hub::resolve_model(&self.model, self.revision.as_deref())?;
+        if let Some(adapter) = &self.adapter {
+            self.adapter = Some(models::hub::resolve_adapter(adapter, None)?);
+        }
+        Ok(())
+    }
+}
+
+impl super::Command {
+    /// [`ModelArgs::resolve_hub_ids`] for whichever command this is.
+    pub fn resolve_hub_ids(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Forward(a) => a.model.resolve_hub_ids(),
+            Self::Generate(a) => a.model.resolve_hub_ids(),
+            Self::Inspect(a) => a.model.resolve_hub_ids(),
+            Self::Merge(a) => {
+                a.model = models::hub::resolve_model(&a.model, None)?;
+                a.adapter = models::hub::resolve_adapter(&a.adapter, None)?;
+                Ok(())
+            }
+            // `--gguf` names a local file; there is no Hub id to resolve.
+            Self::Convert(_) => Ok(()),
+        }
+    }
 }
 
 /// A loaded model with its adapter, if any.

@@ -25,6 +25,7 @@ pub fn run<B: Backend>(args: MergeArgs, device: &B::Device) -> anyhow::Result<()
         model: args.model.clone(),
         adapter: Some(args.adapter.clone()),
         precision: Precision::Auto,
+        revision: None,
     };
     let mut loaded = model_args.load::<B>(device)?;
     let adapter = loaded.adapter.take().context("an adapter was loaded")?;

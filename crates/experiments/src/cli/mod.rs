@@ -174,7 +174,8 @@ pub struct InspectArgs {
 /// # Errors
 /// Whatever the command met: a missing folder or file, an unsupported model, a bad tensor,
 /// invalid arguments, I/O errors.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(mut cli: Cli) -> anyhow::Result<()> {
+    cli.command.resolve_hub_ids()?;
     if let Command::Convert(args) = cli.command {
         // No backend needed: the weights are decoded on the host.
         return convert::run(args);

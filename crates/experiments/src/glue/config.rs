@@ -109,7 +109,7 @@ impl GlueConfig {
     pub fn defaults() -> Self {
         Self {
             task: GlueTask::Sst2,
-            model: PathBuf::from("../shared/models/all-MiniLM-L6-v2"),
+            model: models::hub::ENCODER.dir(),
             data_root: None,
             method: Method::Bone,
             r: 64,

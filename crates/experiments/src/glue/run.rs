@@ -24,6 +24,7 @@ use super::evaluation::GlueEvaluation;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::{BackendJob, BackendKind};
+use crate::train::job::default_hint;
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
     default_step_threads, keep_products_on_step_threads, with_stable_param_ids, MetricGoal,
@@ -227,12 +228,13 @@ fn prepare_model<B: AutodiffBackend>(
     step_threads: usize,
     device: &B::Device,
 ) -> anyhow::Result<Prepared<B>> {
-    let model_dir = &config.model;
+    let model_dir = &models::hub::resolve_model(&config.model, None)?;
     if !model_dir.is_dir() {
         bail!(
             "--model {}: no such folder; expected a Hugging Face checkpoint folder (config.json, \
-             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2",
-            model_dir.display()
+             model.safetensors, tokenizer.json), e.g. ../shared/models/all-MiniLM-L6-v2\n{}",
+            model_dir.display(),
+            default_hint(&models::hub::ENCODER)
         );
     }
     let classifier_options = ClassifierOptions {

@@ -112,7 +112,7 @@ impl MetamathConfig {
     /// cosine, 3 % warm-up, effective batch 64, one epoch, 512 tokens), on stories260K.
     pub fn defaults() -> Self {
         Self {
-            model: PathBuf::from("../shared/models/stories260K"),
+            model: models::hub::DECODER.dir(),
             data: None,
             data_root: None,
             method: LmMethod::Bone,

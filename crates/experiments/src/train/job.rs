@@ -372,3 +372,12 @@ pub fn peak_memory_bytes() -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// Where the default model was looked for and how to download it (appended to "no such
+/// folder" errors).
+pub fn default_hint(model: &models::hub::DefaultModel) -> String {
+    match model.locate() {
+        Ok(dir) => format!("(the {} is at {})", model.what, dir.display()),
+        Err(e) => e.to_string(),
+    }
+}

@@ -5,10 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use bone_io::FileError;
 use burn::tensor::FloatDType;
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
-use bone_io::FileError;
 use serde_json::{json, Value};
 
 use super::tokenizer::GgufTokenizer;

@@ -1,0 +1,198 @@
+//! The project's default models, found without flags: `$BONE_MODELS_ROOT/<name>`, then
+//! `../shared/models/<name>` (from the current directory, then from the workspace root), then
+//! the Hugging Face cache snapshot that `cargo xtask assets --download` writes.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::cache::{CachedRepo, RepoId};
+use crate::error::{HubError, Result};
+use crate::resolve::DEFAULT_REVISION;
+use crate::settings::HubSettings;
+
+/// Environment variable naming a folder of model folders (`<root>/<name>/config.json`).
+pub const MODELS_ROOT_ENV: &str = "BONE_MODELS_ROOT";
+
+/// A default model: its folder name under `../shared/models` and its Hub id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultModel {
+    /// What it is, for messages ("encoder", "decoder").
+    pub what: &'static str,
+    /// Folder name under `../shared/models` and `$BONE_MODELS_ROOT`.
+    pub name: &'static str,
+    /// The Hub repository `cargo xtask assets --download` fetches it from, if one is known.
+    pub hub_id: Option<&'static str>,
+    /// Environment variable naming another repository (a mirror) to fetch it from.
+    pub hub_env: &'static str,
+}
+
+/// The default encoder: all-MiniLM-L6-v2.
+pub const ENCODER: DefaultModel = DefaultModel {
+    what: "default encoder (all-MiniLM-L6-v2)",
+    name: "all-MiniLM-L6-v2",
+    hub_id: Some("sentence-transformers/all-MiniLM-L6-v2"),
+    hub_env: "BONE_ENCODER_REPO",
+};
+
+/// The default decoder: stories260K in Hugging Face layout. No public Hub repository is
+/// known to hold this conversion (Karpathy's `tinyllamas` holds the llama2.c `.bin`), so it is
+/// downloaded only from a repository named by `$BONE_DECODER_REPO` (checked against the
+/// pinned sha256 of every file).
+pub const DECODER: DefaultModel = DefaultModel {
+    what: "default decoder (stories260K)",
+    name: "stories260K",
+    hub_id: None,
+    hub_env: "BONE_DECODER_REPO",
+};
+
+impl DefaultModel {
+    /// The first place holding `config.json`, else the error listing every place tried.
+    ///
+    /// # Errors
+    /// [`HubError::NotFound`] with every candidate and the download command.
+    pub fn locate(&self) -> Result<PathBuf> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        self.locate_from(
+            std::env::var_os(MODELS_ROOT_ENV),
+            &cwd,
+            &workspace_root(),
+            &HubSettings::from_env(),
+        )
+    }
+
+    /// [`locate`](Self::locate) with its inputs explicit.
+    ///
+    /// # Errors
+    /// See [`locate`](Self::locate).
+    pub fn locate_from(
+        &self,
+        models_root: Option<OsString>,
+        cwd: &Path,
+        workspace: &Path,
+        settings: &HubSettings,
+    ) -> Result<PathBuf> {
+        let tried = self.candidates(models_root, cwd, workspace, settings);
+        tried
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| p.join("config.json").is_file())
+            .cloned()
+            .ok_or_else(|| HubError::NotFound {
+                what: self.what.to_string(),
+                tried,
+            })
+    }
+
+    /// The found folder, or `../shared/models/<name>` when none is (so that the loader's
+    /// "no such folder" error names the usual place; [`locate`](Self::locate) gives the list).
+    pub fn dir(&self) -> PathBuf {
+        self.locate()
+            .unwrap_or_else(|_| Path::new("../shared/models").join(self.name))
+    }
+
+    /// Every place looked, in order, with where it comes from.
+    pub fn candidates(
+        &self,
+        models_root: Option<OsString>,
+        cwd: &Path,
+        workspace: &Path,
+        settings: &HubSettings,
+    ) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        if let Some(root) = models_root.filter(|v| !v.is_empty()) {
+            out.push((
+                PathBuf::from(root).join(self.name),
+                format!("${MODELS_ROOT_ENV}"),
+            ));
+        }
+        let shared = Path::new("../shared/models").join(self.name);
+        // Relative, as the binaries' default always was (`cwd` only names it in messages).
+        let _ = cwd;
+        out.push((
+            shared.clone(),
+            "../shared, from the current directory".into(),
+        ));
+        out.push((
+            workspace.join(&shared),
+            "../shared, from the workspace root".into(),
+        ));
+        if let Some(repo) = self.repo_id() {
+            let cached = CachedRepo::new(&settings.cache, repo.clone());
+            let snapshot = cached
+                .snapshot(DEFAULT_REVISION)
+                .unwrap_or_else(|| cached.dir().join("snapshots").join("<main>"));
+            out.push((
+                snapshot,
+                format!("Hugging Face cache, {repo} at {DEFAULT_REVISION}"),
+            ));
+        }
+        out
+    }
+
+    /// The repository to fetch it from: `$<hub_env>` when set to an `org/name` id, else
+    /// [`hub_id`](Self::hub_id).
+    pub fn repo_id(&self) -> Option<RepoId> {
+        std::env::var(self.hub_env)
+            .ok()
+            .and_then(|id| RepoId::parse(id.trim()))
+            .or_else(|| self.hub_id.and_then(RepoId::parse))
+    }
+}
+
+/// The workspace root this crate was compiled in (`crates/hub/../..`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_default_lists_every_place_and_the_download_command() {
+        let settings = HubSettings::at("/nowhere/cache");
+        let err = ENCODER
+            .locate_from(
+                Some("/nowhere/models".into()),
+                Path::new("/nowhere/cwd"),
+                Path::new("/nowhere/ws"),
+                &settings,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no default encoder (all-MiniLM-L6-v2) found; tried:\n  \
+             /nowhere/models/all-MiniLM-L6-v2 ($BONE_MODELS_ROOT)\n  \
+             ../shared/models/all-MiniLM-L6-v2 (../shared, from the current directory)\n  \
+             /nowhere/ws/../shared/models/all-MiniLM-L6-v2 (../shared, from the workspace root)\n  \
+             /nowhere/cache/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/<main> \
+             (Hugging Face cache, sentence-transformers/all-MiniLM-L6-v2 at main)\n\
+             Download it with `cargo xtask assets --download` (it lands in the Hugging Face \
+             cache), or pass --model DIR, or set $BONE_MODELS_ROOT"
+        );
+    }
+
+    #[test]
+    fn the_cache_snapshot_is_found_after_shared() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = cache
+            .path()
+            .join("models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(snapshot.join("config.json"), "{}").unwrap();
+        let refs = cache
+            .path()
+            .join("models--sentence-transformers--all-MiniLM-L6-v2/refs");
+        std::fs::create_dir_all(&refs).unwrap();
+        std::fs::write(refs.join("main"), "abc").unwrap();
+        let found = ENCODER
+            .locate_from(
+                None,
+                Path::new("/nowhere/cwd"),
+                Path::new("/nowhere/ws"),
+                &HubSettings::at(cache.path()),
+            )
+            .unwrap();
+        assert_eq!(found, snapshot);
+    }
+}
