@@ -322,14 +322,16 @@ fn plan(options: &Options, paths: &Paths) -> Vec<Step> {
             },
         },
     );
-    for name in test_targets(&paths.root.join("crates/models/tests")) {
+    // The models tests are one binary (`tests/suite.rs`); each former test file is a module,
+    // run as its own step so that one slow or failing part does not hide the others.
+    for name in test_modules(&paths.root.join("crates/models/tests")) {
         let work = if dry {
             Work::Skip("models tests are not built with WGPU in CI; `cargo xtask ci` type-checks them with CUDA".into())
         } else {
             Work::Test {
-                binary: format!("test:models/{name}"),
+                binary: "test:models/suite".into(),
                 package: "models",
-                args: Vec::new(),
+                args: vec![format!("{name}::")],
             }
         };
         add(format!("tests:models/{name}"), 60, work);
@@ -379,8 +381,8 @@ fn plan(options: &Options, paths: &Paths) -> Vec<Step> {
     steps
 }
 
-/// The `tests/*.rs` targets of a package (one binary each).
-fn test_targets(dir: &Path) -> Vec<String> {
+/// The modules of a crate's `tests/suite.rs`: the other `.rs` files of its `tests/` folder.
+fn test_modules(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -389,6 +391,7 @@ fn test_targets(dir: &Path) -> Vec<String> {
             let name = e.file_name().to_string_lossy().into_owned();
             name.strip_suffix(".rs").map(String::from)
         })
+        .filter(|name| name != "suite")
         .collect();
     names.sort();
     names

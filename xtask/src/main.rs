@@ -1,9 +1,9 @@
 //! `cargo xtask …`: the project's chores.
 //!
 //! - `cargo xtask ci` — every check CI runs, in CI's order: formatting, clippy, the test
-//!   suite on NdArray, the adapter tests on WGPU (Mesa lavapipe without a GPU), a CUDA
-//!   type-check and the GPU check's dry run. `--skip STEP` leaves a step out (`fmt`, `clippy`,
-//!   `test`, `wgpu`, `cuda`, `gpu`).
+//!   suite on NdArray, the examples, the adapter tests on WGPU (Mesa lavapipe without a GPU),
+//!   a CUDA type-check and the GPU check's dry run. `--skip STEP` leaves a step out (`fmt`,
+//!   `clippy`, `test`, `examples`, `wgpu`, `cuda`, `gpu`).
 //! - `cargo xtask gpu [--dry-run] [--out DIR] [--budget-secs N]` — the GPU check on a machine
 //!   with the NVIDIA driver (see [`gpu`]): CUDA tests, benchmarks and training runs in a
 //!   bounded time, results in one folder.
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 const HELP: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci [--skip STEP]...     fmt, clippy, test (ndarray), wgpu (adapter tests on WGPU), cuda (cargo check),
+  ci [--skip STEP]...     fmt, clippy, test (ndarray), examples (run each), wgpu (adapter tests on WGPU), cuda (cargo check),
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
@@ -113,6 +113,14 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     }
 }
 
+/// The examples `cargo xtask ci` runs (every file of `examples/`).
+const EXAMPLES: [&str; 4] = [
+    "bone_on_your_model",
+    "switch_backend",
+    "load_peft_adapter",
+    "finetune_classifier",
+];
+
 fn ci(args: &[String]) -> Result<(), String> {
     let mut skip = Vec::new();
     let mut it = args.iter();
@@ -142,6 +150,22 @@ fn ci(args: &[String]) -> Result<(), String> {
     }
     if run("test") {
         cargo(&["test", "--workspace"], &[])?;
+    }
+    if run("examples") {
+        // `cargo test` has built them (dev profile); each runs in seconds to a minute.
+        for example in EXAMPLES {
+            cargo(
+                &[
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "bone-examples",
+                    "--example",
+                    example,
+                ],
+                &[],
+            )?;
+        }
     }
     if run("wgpu") {
         // The same adapter suite on the WGPU backend; Mesa's lavapipe runs it on the CPU.

@@ -13,7 +13,7 @@ use models::llama::{DecoderKind, RotaryEmbedding};
 use models::{Checkpoint, GenerationConfig, LlamaConfig, LlamaForCausalLM, LoadOptions};
 use serde_json::{json, Value};
 
-use crate::common::*;
+use super::common::*;
 
 fn family_dir(name: &str) -> PathBuf {
     shared_dir().join(format!("golden/{name}_tiny_random"))
