@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let tokenizer = Tokenizer::from_pretrained(&model_dir)?;
     let prompt = tokenizer.encode("Once upon a time", true)?;
     let greedy = GenerationConfig::greedy(24);
-    let adapted = model.generate(&[prompt.clone()], &greedy)?;
+    let adapted = model.generate(std::slice::from_ref(&prompt), &greedy)?;
     println!(
         "with the adapter: {}",
         tokenizer.decode(&adapted.sequences[0], true)?

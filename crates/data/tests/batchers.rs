@@ -1,7 +1,7 @@
 //! The batchers on the real MiniLM (BERT WordPiece) and stories260K (LLaMA BPE, byte
 //! fallback) tokenizers. Reference ids come from ../shared/golden (Hugging Face transformers).
 
-mod common;
+use crate::common;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::DataLoaderBuilder;

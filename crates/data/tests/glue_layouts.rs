@@ -1,7 +1,7 @@
 //! GLUE layouts with no data in ../shared (QQP, MNLI, WNLI) on small files written here, and
 //! malformed input: every case is an error naming file, line and reason, or a counted skip.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

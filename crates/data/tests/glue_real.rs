@@ -2,7 +2,7 @@
 //! (SST-2's space before the tab, MRPC's BOM, CoLA's missing header, STS-B's float score,
 //! RTE/QNLI's string labels) and unlabelled test files.
 
-mod common;
+use crate::common;
 
 use data::glue::{GlueDataset, GlueSplit, GlueTask, Label};
 use data::{LoadOptions, Manifest};

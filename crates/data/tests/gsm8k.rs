@@ -1,6 +1,6 @@
 //! GSM8K on the real files (row counts, every final answer parses) and malformed JSONL.
 
-mod common;
+use crate::common;
 
 use data::gsm8k::{
     extract_predicted_answer, load_gsm8k, load_gsm8k_file, parse_final_answer, Gsm8kSplit,

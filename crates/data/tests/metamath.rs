@@ -1,6 +1,6 @@
 //! MetaMathQA: the real sample, JSON Lines, GSM8K rendered in its shape, malformed input.
 
-mod common;
+use crate::common;
 
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::metamath::{

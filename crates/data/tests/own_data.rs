@@ -2,7 +2,7 @@
 //! splits, chat templates (a hand-written ChatML on stories260K, SmolLM2's own), loss masks
 //! token by token, and packing.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -12,7 +12,7 @@ use models::hub::assets::{fetch_all, ModelAsset, Plan, Sources, DECODER_FILES};
 use models::hub::download::Outcome;
 use models::hub::{HubSettings, RepoId};
 
-mod common;
+use crate::common;
 use common::shared;
 
 #[path = "../../hub/tests/support/server.rs"]

@@ -8,7 +8,7 @@ use std::process::Output;
 use bone_io::tensors::{read_safetensors, write_safetensors};
 use burn::tensor::TensorData;
 
-mod common;
+use crate::common;
 use common::shared;
 
 fn stories() -> PathBuf {

@@ -18,7 +18,7 @@ use experiments::metamath::model::{scalar, CausalLmModel};
 use models::targets::all_block_linears;
 use models::{LlamaForCausalLM, ModelFamily};
 
-mod common;
+use crate::common;
 use common::{flat_grads, shared};
 
 type TB = models::backend::DefaultBackend;

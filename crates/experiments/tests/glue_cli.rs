@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bone_io::tensors::read_safetensors;
 
-mod common;
+use crate::common;
 use common::{adapter_values, json, shared};
 
 fn minilm() -> String {

@@ -15,7 +15,7 @@ use models::nn::Dropout;
 use models::targets::default_target_modules;
 use models::{ClassifierOptions, ModelFamily, SequenceClassificationModel};
 
-mod common;
+use crate::common;
 use common::{flat_grads, shared};
 
 type TB = models::backend::DefaultBackend;

@@ -8,7 +8,7 @@ use data::gsm8k::{extract_predicted_answer, load_gsm8k, Gsm8kSplit};
 use data::metrics::gsm8k_answers_match;
 use data::{DataRoot, LoadOptions};
 
-mod common;
+use crate::common;
 use common::shared;
 
 fn stories() -> String {

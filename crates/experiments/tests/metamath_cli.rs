@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bone_io::tensors::read_safetensors;
 use experiments::metamath::MetamathConfig;
 
-mod common;
+use crate::common;
 use common::{adapter_values, json, ok, shared};
 
 fn stories() -> String {

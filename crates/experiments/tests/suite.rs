@@ -1,6 +1,6 @@
 //! Every integration test of the crate in one binary (each test binary links Burn again, so
-//! CI builds one per crate). The modules are the former `tests/*.rs` files, unchanged, each loaded
-//! through `#[path]` so that its `mod common;` finds `tests/common/mod.rs` as before;
+//! CI builds one per crate). The modules are the former `tests/*.rs` files, unchanged but for
+//! `use crate::common;` (the helpers in `tests/common/mod.rs`, compiled once here);
 //! `cargo test -p experiments --test suite MODULE::` runs one of them.
 
 #[path = "assets_download.rs"]
@@ -9,6 +9,7 @@ mod assets_download;
 mod bone_cli;
 #[path = "causal_lm_step.rs"]
 mod causal_lm_step;
+mod common;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]

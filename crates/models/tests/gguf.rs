@@ -2,7 +2,7 @@
 //! dequantised weights, tokenizer, logits and greedy answer; the HF folder `convert` writes;
 //! and corrupt files written here, each refused with a message naming what is wrong.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

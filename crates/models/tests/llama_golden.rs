@@ -4,7 +4,7 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
 
-mod common;
+use crate::common;
 #[path = "llama_golden/families.rs"]
 mod families;
 

@@ -2,7 +2,7 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
 
-mod common;
+use crate::common;
 
 use bone_io::tensors::{read_safetensors, write_safetensors};
 use burn::backend::Flex;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
 
-mod common;
+use crate::common;
 
 use bone_module::peft::{load_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};

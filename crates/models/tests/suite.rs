@@ -1,8 +1,9 @@
 //! Every integration test of the crate in one binary (each test binary links Burn again, so
-//! CI builds one per crate). The modules are the former `tests/*.rs` files, unchanged, each loaded
-//! through `#[path]` so that its `mod common;` finds `tests/common/mod.rs` as before;
+//! CI builds one per crate). The modules are the former `tests/*.rs` files, unchanged but for
+//! `use crate::common;` (the helpers in `tests/common/mod.rs`, compiled once here);
 //! `cargo test -p models --test suite MODULE::` runs one of them.
 
+mod common;
 #[path = "encoder_golden.rs"]
 mod encoder_golden;
 #[path = "errors.rs"]

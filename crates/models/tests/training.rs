@@ -3,7 +3,7 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in tests
 
-mod common;
+use crate::common;
 
 use bone_module::{AdapterConfig, AdapterHost, AdapterHostExt, AdapterSpec};
 use burn::backend::Autodiff;

@@ -2,7 +2,7 @@
 //! whenever there is an attention mask) computes exactly what the padded forward computes on
 //! the real tokens, in values and in gradients; and the exact-gradient GELU.
 
-mod common;
+use crate::common;
 
 use bone_module::{Adapter, AdapterConfig, AdapterHost, AdapterHostExt, AdapterSpec};
 use burn::backend::Autodiff;
