@@ -16,4 +16,5 @@ pub mod glue;
 pub mod gsm8k_eval;
 pub mod llama;
 pub mod metamath;
+pub mod sft;
 pub mod train;

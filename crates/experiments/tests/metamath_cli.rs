@@ -430,3 +430,213 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(err.contains("already holds a run"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+// ---- `sft`: the same training job on your own data ----
+
+fn sft(args: &[&str]) -> String {
+    common::ok(env!("CARGO_BIN_EXE_sft"), args)
+}
+
+fn sft_fails(args: &[&str]) -> String {
+    common::fails(env!("CARGO_BIN_EXE_sft"), args, 1)
+}
+
+/// Short question/answer pairs the tiny model can learn something of in a few steps.
+const PAIRS: &[(&str, &str)] = &[
+    ("What did the cat see?", "The cat saw a big red ball."),
+    ("Where did Lily go?", "Lily went to the park with her mom."),
+    ("What did Tom like?", "Tom liked to play with his dog."),
+    ("Who was happy?", "The little girl was very happy."),
+    ("What was in the box?", "There was a small toy in the box."),
+    ("Where was the bird?", "The bird was in the tall tree."),
+];
+
+/// `n` chat rows (`{"messages": …}`) cycling through [`PAIRS`].
+fn chat_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let (q, a) = PAIRS[i % PAIRS.len()];
+            format!(
+                "{{\"messages\": [{{\"role\": \"user\", \"content\": \"{q}\"}}, {{\"role\": \"assistant\", \"content\": \"{a}\"}}]}}\n"
+            )
+        })
+        .collect()
+}
+
+/// `n` Alpaca rows cycling through [`PAIRS`].
+fn alpaca_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let (q, a) = PAIRS[i % PAIRS.len()];
+            format!("{{\"instruction\": \"{q}\", \"input\": \"\", \"output\": \"{a}\"}}\n")
+        })
+        .collect()
+}
+
+/// A small `sft` run: micro-batches of 4 accumulated twice, lr 1e-3 constant.
+fn sft_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "--model",
+        model,
+        "--data",
+        data,
+        "--eval-fraction",
+        "0.2",
+        "--max-seq-len",
+        "128",
+        "--batch-size",
+        "4",
+        "--grad-accumulation",
+        "2",
+        "--lr",
+        "1e-3",
+        "--warmup-ratio",
+        "0",
+        "--schedule",
+        "constant",
+        "--log-every",
+        "1",
+        "--display",
+        "plain",
+        "--out",
+        out,
+    ]
+}
+
+fn step_losses(run: &Path) -> Vec<f64> {
+    json(&run.join("metrics.json"))["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn sft_lowers_the_loss_on_chat_and_alpaca_files() {
+    let model = stories();
+    let dir = tmp("sft-loss");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, rows, format) in [
+        ("chat.jsonl", chat_rows(30), "chat"),
+        ("alpaca.jsonl", alpaca_rows(30), "alpaca"),
+    ] {
+        let data = dir.join(name);
+        std::fs::write(&data, rows).unwrap();
+        let out = dir.join(format!("run-{format}"));
+        let mut args = sft_args(&model, data.to_str().unwrap(), out.to_str().unwrap());
+        args.extend(["--epochs", "3"]);
+        let stdout = sft(&args);
+        // stories260K has no chat template: the Alpaca prompt, and the detected format.
+        assert!(
+            stdout.contains("prompt: the Alpaca prompt (the model has no chat template)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("format {format}")), "{stdout}");
+        assert!(
+            stdout.contains(" 24 train / 6 held-out of 30 examples"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("finished: train loss"), "{stdout}");
+        let losses = step_losses(&out);
+        assert_eq!(losses.len(), 9, "{losses:?}");
+        assert!(
+            losses[8] < 0.9 * losses[0],
+            "{format}: the loss did not fall: {losses:?}"
+        );
+        let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(config.contains("format = \"auto\""), "{config}");
+        assert!(out.join("best/adapter_model.safetensors").is_file());
+        // The eval loss and perplexity of the last epoch: perplexity = exp(loss).
+        let summary = json(&out.join("summary.json"));
+        let dev = |key: &str| {
+            summary["last_dev"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|kv| kv[0] == key)
+                .and_then(|kv| kv[1].as_f64())
+                .unwrap_or_else(|| panic!("no dev {key}: {summary}"))
+        };
+        let (loss, ppl) = (dev("loss"), dev("perplexity"));
+        assert!((ppl - loss.exp()).abs() <= 1e-3 * ppl, "{loss} {ppl}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_interrupted_sft_run_resumes_to_the_same_adapter() {
+    let model = stories();
+    let dir = tmp("sft-resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("chat.jsonl");
+    std::fs::write(&data, chat_rows(30)).unwrap();
+    let data = data.to_str().unwrap();
+    let (full, parts) = (dir.join("full"), dir.join("parts"));
+    let mut args = sft_args(&model, data, full.to_str().unwrap());
+    args.extend(["--epochs", "2", "--checkpoint-every", "1"]);
+    sft(&args);
+
+    let mut args = sft_args(&model, data, parts.to_str().unwrap());
+    args.extend([
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--stop-after-steps",
+        "2",
+    ]);
+    let stdout = sft(&args);
+    assert!(stdout.contains("interrupted after 2 of 6"), "{stdout}");
+
+    let resume = parts.to_str().unwrap();
+    let err = sft_fails(&["--resume", resume, "--train-on", "prompt+response"]);
+    assert!(err.contains("--train-on"), "{err}");
+    let stdout = sft(&[
+        "--resume",
+        resume,
+        "--model",
+        &model,
+        "--data",
+        data,
+        "--display",
+        "plain",
+    ]);
+    assert!(stdout.contains("finished"), "{stdout}");
+    assert_same_adapter(&full.join("best"), &parts.join("best"), 3e-3);
+    let (la, lb) = (step_losses(&full), step_losses(&parts));
+    assert_eq!(la.len(), lb.len());
+    for (x, y) in la.iter().zip(&lb) {
+        assert!((x - y).abs() <= 1e-4 * x.abs(), "{la:?} vs {lb:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sft_names_the_file_and_line_of_a_bad_row() {
+    let model = stories();
+    let dir = tmp("sft-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("bad.jsonl");
+    let mut rows = alpaca_rows(4);
+    rows.push_str("{\"instruction\": \"Hi\", \"output\": 3}\n");
+    rows.push_str(&alpaca_rows(4));
+    std::fs::write(&data, rows).unwrap();
+    let path = data.to_str().unwrap();
+    let out = dir.join("run");
+    let args = sft_args(&model, path, out.to_str().unwrap());
+    let err = sft_fails(&args);
+    assert!(err.contains(&format!("{path}:5:")), "{err}");
+
+    let mut args = sft_args(&model, path, out.to_str().unwrap());
+    args.extend(["--skip-bad-rows", "--epochs", "1"]);
+    let stdout = sft(&args);
+    assert!(stdout.contains("1 bad rows skipped"), "{stdout}");
+
+    let err = sft_fails(&["--model", &model, "--format", "csv", "--data", path]);
+    assert!(err.contains("--format") && err.contains("csv"), "{err}");
+    let other = dir.join("other");
+    let err = sft_fails(&["--model", &model, "--out", other.to_str().unwrap()]);
+    assert!(err.contains("--data FILE is required"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -269,3 +269,52 @@ fn causal_lm_loss_shifts_and_ignores_minus_100() {
     let logits = m.forward(ids_tensor(&[all], &device), None, None);
     assert_eq!(causal_lm_loss(logits, none).loss.into_scalar(), 0.0);
 }
+
+/// Packing: two examples in one row (positions restarting at 0, segments 1 and 2, padding
+/// segment 0) each get the logits they have alone; a second row packs them the other way
+/// round, so the mask is per row.
+#[test]
+fn a_packed_row_gives_each_example_its_own_logits() {
+    let m = model();
+    let device = device();
+    let a = vec![1u32, 403, 407, 61, 290];
+    let b = vec![1u32, 29, 50, 77];
+    let alone_a = values(&m.forward(ids_tensor(&[a.clone()], &device), None, None));
+    let alone_b = values(&m.forward(ids_tensor(&[b.clone()], &device), None, None));
+    let pad = 2;
+    let row = |first: &[u32], second: &[u32]| -> (Vec<u32>, Vec<i64>, Vec<i64>) {
+        let ids = [first, second, &vec![0; pad][..]].concat();
+        let positions: Vec<i64> = (0..first.len() as i64)
+            .chain(0..second.len() as i64)
+            .chain(std::iter::repeat_n(0, pad))
+            .collect();
+        let segments: Vec<i64> = std::iter::repeat_n(1, first.len())
+            .chain(std::iter::repeat_n(2, second.len()))
+            .chain(std::iter::repeat_n(0, pad))
+            .collect();
+        (ids, positions, segments)
+    };
+    let (ids0, pos0, seg0) = row(&a, &b);
+    let (ids1, pos1, seg1) = row(&b, &a);
+    let s = ids0.len();
+    let ints =
+        |rows: Vec<i64>| Tensor::<TB, 2, Int>::from_data(TensorData::new(rows, [2, s]), &device);
+    let logits = m.forward_packed(
+        ids_tensor(&[ids0, ids1], &device),
+        ints([pos0, pos1].concat()),
+        ints([seg0, seg1].concat()),
+    );
+    assert_eq!(logits.dims(), [2, s, 512]);
+    let part = |row: usize, start: usize, len: usize| {
+        values(&logits.clone().narrow(0, row, 1).narrow(1, start, len))
+    };
+    let (la, lb) = (a.len(), b.len());
+    assert_close("packed row 0, example a", &part(0, 0, la), &alone_a, 1e-5);
+    assert_close("packed row 0, example b", &part(0, la, lb), &alone_b, 1e-5);
+    assert_close("packed row 1, example b", &part(1, 0, lb), &alone_b, 1e-5);
+    assert_close("packed row 1, example a", &part(1, lb, la), &alone_a, 1e-5);
+    assert!(
+        part(0, 0, s).iter().all(|x| x.is_finite()),
+        "padding gave NaN"
+    );
+}

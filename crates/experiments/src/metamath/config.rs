@@ -105,6 +105,37 @@ pub struct MetamathConfig {
     pub gradient_checkpointing: bool,
     /// Backend: ndarray (CPU), flex (CPU), wgpu or cuda, among those compiled in.
     pub device: DeviceChoice,
+    /// `sft` only (unset for `metamath`, and then absent from `config.toml`): the row shape
+    /// of `data` (`auto`, `alpaca`, `chat`, `sharegpt`, `prompt-completion`, `text`,
+    /// `metamath`); set, `data` is read as a fine-tuning file with the model's chat template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `sft`: column renames `key=column[,key=column…]` applied before the format is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_map: Option<String>,
+    /// `sft`: a separate eval file (same format); unset, `eval_fraction` of `data` is held out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_data: Option<PathBuf>,
+    /// `sft`: which tokens carry the loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_on: Option<TrainOn>,
+    /// `sft`: drop malformed rows (counted) instead of failing on the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_bad_rows: Option<bool>,
+}
+
+/// `--train-on`: which tokens of an example carry the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
+pub enum TrainOn {
+    /// Only the response (assistant turns, the completion); the prompt is context.
+    #[default]
+    #[serde(rename = "response")]
+    #[value(name = "response")]
+    Response,
+    /// Every token, prompt and response.
+    #[serde(rename = "prompt+response")]
+    #[value(name = "prompt+response")]
+    PromptResponse,
 }
 
 impl MetamathConfig {
@@ -138,7 +169,17 @@ impl MetamathConfig {
             precision: Precision::F32,
             gradient_checkpointing: false,
             device: DeviceChoice::default(),
+            format: None,
+            field_map: None,
+            eval_data: None,
+            train_on: None,
+            skip_bad_rows: None,
         }
+    }
+
+    /// Whether this is an `sft` run (`format` set): `data` is a fine-tuning file.
+    pub fn is_sft(&self) -> bool {
+        self.format.is_some()
     }
 
     /// LoRA's α: the configured one, else 2·r.
@@ -160,7 +201,8 @@ impl MetamathConfig {
                 String::new()
             };
             PathBuf::from("runs").join(format!(
-                "metamath-{}{rank}-seed{}",
+                "{}-{}{rank}-seed{}",
+                if self.is_sft() { "sft" } else { "metamath" },
                 self.method.name(),
                 self.seed
             ))
@@ -175,6 +217,11 @@ impl RunConfig for MetamathConfig {
         "lora_alpha",
         "max_train_samples",
         "out",
+        "format",
+        "field_map",
+        "eval_data",
+        "train_on",
+        "skip_bad_rows",
     ];
     const CHANGEABLE_ON_RESUME: &'static [&'static str] = &[
         "device",
@@ -184,6 +231,8 @@ impl RunConfig for MetamathConfig {
         "data",
         "checkpoint_every",
         "gradient_checkpointing",
+        "eval_data",
+        "skip_bad_rows",
     ];
 
     /// Not where files are, which backend runs, whether activations are recomputed, or how
@@ -198,6 +247,7 @@ impl RunConfig for MetamathConfig {
         essential.gradient_checkpointing = false;
         essential.model = file_name(&self.model);
         essential.data = self.data.as_deref().map(file_name);
+        essential.eval_data = self.eval_data.as_deref().map(file_name);
         essential
     }
 
@@ -221,6 +271,17 @@ pub struct MetamathArgs {
     /// problems) rendered as MetaMathQA rows is used instead, and the output says so].
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
+    /// The decoder fine-tuning flags `metamath` and `sft` share.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lm: LmArgs,
+}
+
+/// The flags of every decoder fine-tuning job (`metamath`, `sft`): method, accumulation,
+/// held-out share, precision and gradient checkpointing; each job flattens them beside
+/// [`TrainArgs`].
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct LmArgs {
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<LmMethod>,

@@ -22,6 +22,8 @@ pub enum DataSource {
     MetaMathQa(PathBuf),
     /// GSM8K train rendered as MetaMathQA rows (no `--data` given).
     Gsm8kTrain(PathBuf),
+    /// A fine-tuning file read by `sft`: its path, format and chat template, in words.
+    Sft(String),
 }
 
 impl std::fmt::Display for DataSource {
@@ -33,6 +35,7 @@ impl std::fmt::Display for DataSource {
                 "GSM8K train {} rendered as MetaMathQA rows (no --data given)",
                 p.display()
             ),
+            Self::Sft(text) => f.write_str(text),
         }
     }
 }

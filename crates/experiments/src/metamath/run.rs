@@ -151,13 +151,38 @@ fn run_metamath<B: AutodiffBackend>(
     backend: BackendKind,
 ) -> anyhow::Result<MetamathSummary> {
     let config = &job.config;
+    run_lm::<B, _>(config, config, job.control, device, backend, |llama| {
+        if config.is_sft() {
+            crate::sft::data::prepare_sft(config, llama)
+        } else {
+            prepare_data(config, llama)
+        }
+    })
+}
+
+/// Trains the decoder of `config` on the sequences `prepare` tokenises (called once the
+/// model folder and the run folder are checked); `run_config` is what the run folder saves
+/// and `--resume` checks (the MetaMath configuration itself, or the `sft` one). The
+/// training task, model, metrics and summary are the same for every causal-LM job.
+///
+/// # Errors
+/// Invalid settings, a model or run folder that does not fit, and those of `prepare` and of
+/// training.
+pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
+    config: &MetamathConfig,
+    run_config: &C,
+    control: RunControl,
+    device: B::Device,
+    backend: BackendKind,
+    prepare: impl FnOnce(&LlamaConfig) -> anyhow::Result<PreparedData>,
+) -> anyhow::Result<MetamathSummary> {
     validate(config)?;
     let llama = check_llama_folder(&config.model, "--model")?;
     config.precision.check::<B>(&device, backend)?;
     let out = config.out_dir();
-    let fingerprint = crate::train::config::fingerprint(config);
-    check_run_folder(&out, job.control.resume, &fingerprint)?;
-    let mut data = prepare_data(config, &llama)?;
+    let fingerprint = crate::train::config::fingerprint(run_config);
+    check_run_folder(&out, control.resume, &fingerprint)?;
+    let mut data = prepare(&llama)?;
     let prepared = prepare_model::<B>(config, &device)?;
     let task = Arc::new(MetamathTrainTask::<B> {
         train: Arc::new(InMemDataset::new(std::mem::take(&mut data.train))),
@@ -175,9 +200,9 @@ fn run_metamath<B: AutodiffBackend>(
             .set_device(device.clone())
             .build(InMemDataset::new(std::mem::take(&mut data.dev)));
     let spec = RunSpec {
-        config,
+        config: run_config,
         out,
-        control: job.control,
+        control,
         schedule: Schedule {
             lr: config.lr,
             warmup_ratio: config.warmup_ratio,
@@ -223,14 +248,21 @@ fn run_metamath<B: AutodiffBackend>(
 
 /// The examples of a run, tokenised: training and held-out sequences and what encoding them
 /// cut or dropped.
-struct PreparedData {
-    source: DataSource,
-    total_rows: usize,
-    batcher: CausalLmBatcher,
-    train: Vec<EncodedSequence>,
-    dev: Vec<EncodedSequence>,
-    train_report: EncodeReport,
-    dev_report: EncodeReport,
+pub(crate) struct PreparedData {
+    /// Where the examples came from.
+    pub source: DataSource,
+    /// Rows read (before the split).
+    pub total_rows: usize,
+    /// Pads sequences into batches.
+    pub batcher: CausalLmBatcher,
+    /// Training sequences.
+    pub train: Vec<EncodedSequence>,
+    /// Held-out sequences.
+    pub dev: Vec<EncodedSequence>,
+    /// What encoding the training rows did.
+    pub train_report: EncodeReport,
+    /// What encoding the held-out rows did.
+    pub dev_report: EncodeReport,
 }
 
 /// Reads the rows, holds out the dev split and tokenises both.

@@ -287,6 +287,29 @@ impl<B: Backend> LlamaForCausalLM<B> {
         self.model.norm.forward(x)
     }
 
+    /// Logits of packed rows: several examples concatenated in one row, each with its own
+    /// positions (restarting at 0) and segment id, attending only within itself: token `i`
+    /// sees token `j` iff `j ≤ i` and `seg[i] == seg[j]` (padding, segment 0, sees only
+    /// padding, so no real token sees it). Each example gets the logits it has alone.
+    ///
+    /// # Shapes
+    /// - input_ids, position_ids, segment_ids: `[b, s]`
+    /// - output: `[b, s, vocab]`
+    pub fn forward_packed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        position_ids: Tensor<B, 2, Int>,
+        segment_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let masked = packed_mask_4d(segment_ids, self.model.window);
+        let mut x = self.model.embed_tokens.forward(input_ids);
+        let (cos, sin) = self.model.rope.cos_sin(position_ids, x.dtype());
+        for layer in &self.model.layers {
+            x = layer.forward(x, &cos, &sin, Some(masked.clone()), None);
+        }
+        self.lm_logits(self.model.norm.forward(x))
+    }
+
     /// Projects hidden states to the vocabulary: `lm_head`, or the transposed token
     /// embeddings when they are tied.
     ///
@@ -446,6 +469,35 @@ fn attention_mask_4d<B: Backend>(
         (Some(c), Some(p)) => Some(c.bool_or(p)),
         (c, p) => c.or(p),
     }
+}
+
+/// `[b, 1, s, s]`, true where query `i` may not attend key `j` of a packed row: `j > i`, a
+/// different segment, or (with a sliding window `w`) `j ≤ i - w`.
+fn packed_mask_4d<B: Backend>(
+    segment_ids: Tensor<B, 2, Int>,
+    window: Option<usize>,
+) -> Tensor<B, 4, Bool> {
+    let device = segment_ids.device();
+    let [b, s] = segment_ids.dims();
+    let keys = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+        .reshape([1, s])
+        .expand([s, s]);
+    let queries = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+        .reshape([s, 1])
+        .expand([s, s]);
+    let mut causal = keys.clone().greater(queries.clone());
+    if let Some(w) = window.filter(|&w| w < s) {
+        causal = causal.bool_or(keys.lower_equal(queries.sub_scalar(w as i64)));
+    }
+    let other_segment = segment_ids
+        .clone()
+        .reshape([b, 1, s, 1])
+        .expand([b, 1, s, s])
+        .not_equal(segment_ids.reshape([b, 1, 1, s]).expand([b, 1, s, s]));
+    causal
+        .reshape([1, 1, s, s])
+        .expand([b, 1, s, s])
+        .bool_or(other_segment)
 }
 
 impl<B: Backend> HfModules<B> for LlamaForCausalLM<B> {
