@@ -175,7 +175,7 @@ where
             .lock_outcome()
             .last_checkpoint
             .clone()
-            .or_else(|| self.store.latest().ok().flatten().map(|(p, _)| p));
+            .or_else(|| self.store.latest().ok().flatten().map(|f| f.path));
         let kept = match last {
             Some(p) => format!(
                 "the last good checkpoint is {}; `--resume {}` continues from it (lower --lr first)",
