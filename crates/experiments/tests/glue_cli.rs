@@ -500,3 +500,104 @@ fn help_lists_the_flags() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+/// Runs glue-sst2 with `env` set; returns its exit code, stdout and stderr.
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(exe("glue-sst2"))
+        .args(args)
+        .env_remove("BONE_DATA_ROOT")
+        .env_remove("BONE_DEVICE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("glue-sst2 starts");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_kill_between_renames_or_before_the_first_checkpoint_loses_nothing() {
+    let (model, root) = (minilm(), data_root());
+    let dir = tmp("fault");
+    let args = slice(dir.to_str().unwrap(), &model, &root);
+    // Killed after the third rename: step 3 is in place with `latest` naming it, the epoch-end
+    // checkpoint of step 4 is renamed into place but `latest` not yet switched.
+    let (code, stdout, stderr) = run_with_env(&args, &[("BONE_FAULT_AFTER_RENAMES", "3")]);
+    assert_eq!(code, Some(86), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("BONE_FAULT_AFTER_RENAMES=3: stopping after rename 3"),
+        "{stderr}"
+    );
+    let checkpoints = dir.join("checkpoints");
+    assert_eq!(
+        std::fs::read_to_string(checkpoints.join("latest")).unwrap(),
+        "step-00000003"
+    );
+    assert!(checkpoints.join("step-00000004/manifest.json").is_file());
+    // The checkpoint `latest` names loses a file: resume skips it, naming it, and continues
+    // from the newest complete one.
+    std::fs::remove_file(checkpoints.join("step-00000003/optimizer.mpk")).unwrap();
+    let resume = ["--resume", dir.to_str().unwrap(), "--display", "plain"];
+    let (code, stdout, stderr) = run_with_env(&resume, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipping checkpoint step-00000003 (named by latest): {} cannot be read",
+            checkpoints.join("step-00000003/optimizer.mpk").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "warning: resuming from checkpoint {} (step 4)",
+            checkpoints.join("step-00000004").display()
+        )),
+        "{stderr}"
+    );
+    assert!(stdout.contains("finished: best dev accuracy"), "{stdout}");
+    assert_eq!(json(&dir.join("metrics.json"))["global_step"], 8);
+
+    // A run that died before its first checkpoint: nothing to resume, and a restart reuses
+    // the folder, saying so.
+    std::fs::remove_dir_all(&checkpoints).unwrap();
+    std::fs::create_dir(&checkpoints).unwrap();
+    let err = fails("glue-sst2", &resume, 1);
+    assert!(err.contains("the run has no checkpoint yet"), "{err}");
+    let (code, stdout, stderr) = run_with_env(&args, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "note: {} holds a run that stopped before its first checkpoint; starting it again \
+             in the same folder",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stdout.contains("finished: best dev accuracy"), "{stdout}");
+
+    // A non-empty folder that is not a run folder is refused, and left as it was.
+    let other = tmp("not-a-run");
+    std::fs::create_dir_all(other.join("best")).unwrap();
+    std::fs::write(other.join("best/mine.txt"), "keep me").unwrap();
+    let err = fails(
+        "glue-sst2",
+        &slice(other.to_str().unwrap(), &model, &root),
+        1,
+    );
+    assert!(
+        err.contains(&format!(
+            "--out {}: the folder is not empty and holds no run (no config.toml); choose an \
+             empty or new folder",
+            other.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("best/mine.txt")).unwrap(),
+        "keep me"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(other);
+}

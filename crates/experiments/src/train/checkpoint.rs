@@ -308,7 +308,10 @@ impl CheckpointStore {
         let n = self.renames.fetch_add(1, Ordering::SeqCst) + 1;
         match self.fault {
             Some(Fault::Exit(k)) if n == k => {
-                eprintln!("{FAULT_ENV}={k}: stopping after rename {k} ({})", to.display());
+                eprintln!(
+                    "{FAULT_ENV}={k}: stopping after rename {k} ({})",
+                    to.display()
+                );
                 std::process::exit(FAULT_EXIT);
             }
             Some(Fault::Fail(k)) if n == k => Err(InjectedFault(k).into()),
@@ -517,7 +520,11 @@ mod tests {
         std::fs::write(dir.join("latest"), "step-00000099").unwrap();
         let found = store.latest().unwrap().unwrap();
         assert_eq!(found.state.global_step, 20);
-        assert!(found.skipped[0].contains("does not exist"), "{:?}", found.skipped);
+        assert!(
+            found.skipped[0].contains("does not exist"),
+            "{:?}",
+            found.skipped
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
