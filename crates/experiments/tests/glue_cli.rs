@@ -144,7 +144,10 @@ fn the_ci_slice_trains_writes_the_run_folder_and_resumes_exactly() {
     let part = tmp("part");
     let mut args = slice(part.to_str().unwrap(), &model, &root);
     args.extend(["--stop-after-steps", "5"]);
-    let stdout = ok("glue-sst2", &args);
+    // An interrupted run exits 3, so a script can tell it from a finished one.
+    let out = common::run(exe("glue-sst2"), &args);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains("interrupted after 5 steps; continue with: --resume"),
         "{stdout}"
@@ -436,6 +439,41 @@ fn bad_input_gets_clear_errors() {
         err.contains("--lr 0: expected a positive learning rate"),
         "{err}"
     );
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let too_many = (cores * 4 + 1).to_string();
+    for (flag, value, message) in [
+        (
+            "--max-grad-norm",
+            "nan",
+            "--max-grad-norm NaN: expected a finite number ≥ 0 (0 disables clipping)".to_string(),
+        ),
+        (
+            "--max-grad-norm",
+            "-1",
+            "--max-grad-norm -1: expected a finite number ≥ 0 (0 disables clipping)".to_string(),
+        ),
+        (
+            "--weight-decay",
+            "-1",
+            "--weight-decay -1: expected a finite number ≥ 0".to_string(),
+        ),
+        (
+            "--threads",
+            too_many.as_str(),
+            format!(
+                "--threads {too_many}: expected at most {} (4 per core, {cores} cores)",
+                cores * 4
+            ),
+        ),
+    ] {
+        let arg = format!("{flag}={value}");
+        let err = fails(
+            "glue-sst2",
+            &[&arg, "--model", &model, "--data-root", &root, "--out", o],
+            1,
+        );
+        assert!(err.contains(&message), "{flag} {value}: {err}");
+    }
 
     // A learning rate that blows the weights up: the run stops at the first non-finite loss.
     let blow = tmp("nan");
