@@ -209,7 +209,11 @@ fn the_ci_slice_trains_writes_the_run_folder_and_resumes_exactly() {
         ],
         1,
     );
-    assert!(err.contains("the flags do not match the run: --lr 0.001 (the run used 0.0005), --r 8 (the run used 64)"), "{err}");
+    // The learning rate, schedule and clipping may change (advice after a divergence).
+    assert!(
+        err.contains("the flags do not match the run: --r 8 (the run used 64); drop them"),
+        "{err}"
+    );
     // A second run into the same folder is refused rather than overwriting it.
     let err = fails(
         "glue-sst2",
@@ -578,7 +582,17 @@ fn a_kill_between_renames_or_before_the_first_checkpoint_loses_nothing() {
     // from the newest complete one.
     std::fs::remove_file(checkpoints.join("step-00000003/optimizer.mpk")).unwrap();
     let resume = ["--resume", dir.to_str().unwrap(), "--display", "plain"];
-    let (code, stdout, stderr) = run_with_env(&resume, &[]);
+    // Resumed with a lower learning rate, another schedule and clipping: allowed.
+    let mut changed = resume.to_vec();
+    changed.extend([
+        "--lr",
+        "1e-4",
+        "--schedule",
+        "cosine",
+        "--max-grad-norm",
+        "0.5",
+    ]);
+    let (code, stdout, stderr) = run_with_env(&changed, &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -638,4 +652,45 @@ fn a_kill_between_renames_or_before_the_first_checkpoint_loses_nothing() {
     );
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(other);
+}
+
+#[test]
+fn a_divergence_on_the_last_step_fails_and_saves_no_best_adapter() {
+    let (model, root) = (minilm(), data_root());
+    let out = tmp("diverge-last");
+    // One step of batch 32: its loss is finite, its update blows the weights up.
+    let err = fails(
+        "glue-sst2",
+        &[
+            "--model",
+            &model,
+            "--data-root",
+            &root,
+            "--max-train-samples",
+            "32",
+            "--max-eval-samples",
+            "8",
+            "--max-seq-len",
+            "16",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--warmup-ratio",
+            "0",
+            "--max-grad-norm",
+            "0",
+            "--display",
+            "plain",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("training stopped: the dev loss is NaN after epoch 1 (step 1); the model diverged and is not saved as the best adapter; no checkpoint was written before it"),
+        "{err}"
+    );
+    assert!(!out.join("best").exists());
+    let _ = std::fs::remove_dir_all(out);
 }
