@@ -293,7 +293,10 @@ fn an_interrupted_run_resumes_to_the_same_adapter() {
 
     let mut args = slice(parts.to_str().unwrap(), &model, &root, "24");
     args.extend(["--checkpoint-every", "1", "--stop-after-steps", "1"]);
-    let stdout = metamath(&args);
+    // An interrupted run exits 3, so a script can tell it from a finished one.
+    let out = common::run(env!("CARGO_BIN_EXE_metamath"), &args);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("interrupted after 1 of"), "{stdout}");
     assert!(!parts.join("best").exists());
 

@@ -171,6 +171,11 @@ impl RunConfig for GlueConfig {
         "data_root",
         "model",
         "checkpoint_every",
+        // Safe to change when a run diverged ("lower --lr first"): the optimiser state and
+        // the schedule's position carry over.
+        "lr",
+        "schedule",
+        "max_grad_norm",
     ];
 
     fn essential(&self) -> Self {
@@ -181,6 +186,9 @@ impl RunConfig for GlueConfig {
         essential.threads = None;
         essential.log_every = 0;
         essential.checkpoint_every = 0;
+        essential.lr = 0.0;
+        essential.schedule = DecayKind::Constant;
+        essential.max_grad_norm = 0.0;
         essential.model = file_name(&self.model);
         essential
     }

@@ -53,6 +53,10 @@ impl TrainJob for GlueJob {
     fn report(config: &GlueConfig, summary: &GlueSummary) {
         report(config, summary);
     }
+
+    fn interrupted(summary: &GlueSummary) -> bool {
+        summary.run.interrupted
+    }
 }
 
 fn report(config: &GlueConfig, s: &GlueSummary) {

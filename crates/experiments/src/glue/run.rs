@@ -352,6 +352,11 @@ fn validate(config: &GlueConfig) -> anyhow::Result<()> {
     if config.threads == Some(0) {
         bail!("--threads 0: expected a positive number");
     }
+    crate::train::job::check_shared_flags(
+        config.max_grad_norm,
+        config.weight_decay,
+        config.threads,
+    )?;
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");
     }

@@ -233,6 +233,11 @@ impl RunConfig for MetamathConfig {
         "gradient_checkpointing",
         "eval_data",
         "skip_bad_rows",
+        // Safe to change when a run diverged ("lower --lr first"): the optimiser state and
+        // the schedule's position carry over.
+        "lr",
+        "schedule",
+        "max_grad_norm",
     ];
 
     /// Not where files are, which backend runs, whether activations are recomputed, or how
@@ -245,6 +250,9 @@ impl RunConfig for MetamathConfig {
         essential.log_every = 0;
         essential.checkpoint_every = 0;
         essential.gradient_checkpointing = false;
+        essential.lr = 0.0;
+        essential.schedule = DecayKind::Constant;
+        essential.max_grad_norm = 0.0;
         essential.model = file_name(&self.model);
         essential.data = self.data.as_deref().map(file_name);
         essential.eval_data = self.eval_data.as_deref().map(file_name);

@@ -66,6 +66,10 @@ impl TrainJob for MetamathJob {
     fn report(_config: &MetamathConfig, summary: &MetamathSummary) {
         report(summary);
     }
+
+    fn interrupted(summary: &MetamathSummary) -> bool {
+        summary.run.interrupted
+    }
 }
 
 fn report(s: &MetamathSummary) {

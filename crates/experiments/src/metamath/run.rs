@@ -445,6 +445,7 @@ fn validate(config: &MetamathConfig) -> anyhow::Result<()> {
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");
     }
+    crate::train::job::check_shared_flags(config.max_grad_norm, config.weight_decay, None)?;
     if config.max_seq_len < 4 {
         bail!(
             "--max-seq-len {}: expected at least 4 (BOS, a prompt token, a response token, EOS)",

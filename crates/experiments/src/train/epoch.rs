@@ -171,23 +171,28 @@ where
 
     /// Records why a non-finite loss stopped the run, naming the checkpoint to resume from.
     fn fail_non_finite(&self, loss: f64, step: usize, epoch: usize, iteration: usize) {
+        let kept = self.last_good_checkpoint();
+        self.fail(format!(
+            "training stopped: the loss is {loss} at step {step} (epoch {epoch}, batch {iteration}); \
+             the update was not applied and {kept}"
+        ));
+    }
+
+    /// "the last good checkpoint is …; `--resume …` continues from it (lower --lr first)".
+    fn last_good_checkpoint(&self) -> String {
         let last: Option<PathBuf> = self
             .lock_outcome()
             .last_checkpoint
             .clone()
-            .or_else(|| self.store.latest().ok().flatten().map(|(p, _)| p));
-        let kept = match last {
+            .or_else(|| self.store.latest().ok().flatten().map(|f| f.path));
+        match last {
             Some(p) => format!(
                 "the last good checkpoint is {}; `--resume {}` continues from it (lower --lr first)",
                 p.display(),
                 self.run.root().display()
             ),
             None => "no checkpoint was written before it".to_string(),
-        };
-        self.fail(format!(
-            "training stopped: the loss is {loss} at step {step} (epoch {epoch}, batch {iteration}); \
-             the update was not applied and {kept}"
-        ));
+        }
     }
 
     /// The validation pass: the task's metrics over the dev set, in display order.
@@ -252,6 +257,20 @@ where
             train_seconds,
             eval_seconds
         ));
+        // A diverged model (the last update blew the weights up) is never the best one, nor
+        // checkpointed: the run fails, pointing at the last good checkpoint.
+        if let Some((key, value)) = dev
+            .iter()
+            .find(|(k, v)| k.contains("loss") && !v.is_finite())
+        {
+            let kept = self.last_good_checkpoint();
+            self.fail(format!(
+                "training stopped: the dev {key} is {value} after epoch {} (step {}); the model \
+                 diverged and is not saved as the best adapter; {kept}",
+                state.epoch, state.global_step
+            ));
+            return ControlFlow::Break(());
+        }
         state.history.push(record);
         if let Err(e) = self.select(&pass.learner.model(), state, &dev) {
             self.fail(format!("{e:#}"));

@@ -36,7 +36,8 @@ pub struct TrainArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Continue the interrupted run in this folder from its last checkpoint (flags given must
-    /// match the run's config.toml).
+    /// match the run's config.toml). Exit status: 0 finished, 1 error, 3 interrupted before
+    /// the end (continue it with --resume).
     #[arg(long, value_name = "RUN_DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -152,7 +153,15 @@ pub trait TrainJob: BackendJob + Sized {
     fn new(config: Self::Config, control: RunControl) -> Self;
     /// Prints the final lines of a successful run.
     fn report(config: &Self::Config, output: &Self::Output);
+    /// Whether the run stopped before its end (exit status [`INTERRUPTED_EXIT`]).
+    fn interrupted(_output: &Self::Output) -> bool {
+        false
+    }
 }
+
+/// Exit status of a run interrupted before its end (`--stop-after-steps`, the TUI's quit):
+/// `--resume` continues it.
+pub const INTERRUPTED_EXIT: u8 = 3;
 
 /// The configuration of a run: a new one from `defaults`, `--config` and the flags given
 /// (`args`, the job's flags struct that flattens `train`), or the saved one of `--resume`
@@ -191,7 +200,11 @@ pub fn main<J: TrainJob, A: Serialize>(
     match result {
         Ok((config, output)) => {
             J::report(&config, &output);
-            ExitCode::SUCCESS
+            if J::interrupted(&output) {
+                ExitCode::from(INTERRUPTED_EXIT)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -380,4 +393,34 @@ pub fn default_hint(model: &models::hub::DefaultModel) -> String {
         Ok(dir) => format!("(the {} is at {})", model.what, dir.display()),
         Err(e) => e.to_string(),
     }
+}
+
+/// Checks the optimiser and thread flags every job shares: `--max-grad-norm` finite and ≥ 0
+/// (0 disables clipping), `--weight-decay` finite and ≥ 0, `--threads` at most four per core.
+///
+/// # Errors
+/// The first bad value, naming its flag and what is expected.
+pub fn check_shared_flags(
+    max_grad_norm: f64,
+    weight_decay: f64,
+    threads: Option<usize>,
+) -> anyhow::Result<()> {
+    if !(max_grad_norm.is_finite() && max_grad_norm >= 0.0) {
+        anyhow::bail!(
+            "--max-grad-norm {max_grad_norm}: expected a finite number ≥ 0 (0 disables clipping)"
+        );
+    }
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        anyhow::bail!("--weight-decay {weight_decay}: expected a finite number ≥ 0");
+    }
+    if let Some(threads) = threads {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > cores * 4 {
+            anyhow::bail!(
+                "--threads {threads}: expected at most {} (4 per core, {cores} cores)",
+                cores * 4
+            );
+        }
+    }
+    Ok(())
 }

@@ -24,13 +24,16 @@ mod state;
 mod task;
 mod trainer;
 
-pub use checkpoint::{CheckpointStore, OPTIMIZER_FILE, STATE_FILE, TRAINABLE_DIR};
+pub use checkpoint::{
+    CheckpointStore, Found, FAULT_ENV, FAULT_EXIT, MANIFEST_FILE, OPTIMIZER_FILE, STATE_FILE,
+    TRAINABLE_DIR,
+};
 pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use parallel::{default_step_threads, keep_products_on_step_threads, parallel_step, PartRows};
 pub use renderer::QuietRenderer;
 pub use report::{write_metrics, write_plot};
-pub use resume::{check_run_folder, resumable_checkpoint};
+pub use resume::{check_run_folder, resumable, resumable_checkpoint};
 pub use run_dir::RunDir;
 pub use schedule::{DecayKind, WarmupDecay};
 pub use state::{Best, EpochRecord, StepRecord, TrainerState};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::checkpoint::CheckpointStore;
+use super::checkpoint::{CheckpointStore, Found};
 use super::run_dir::RunDir;
 use super::state::TrainerState;
 
@@ -19,13 +19,22 @@ pub fn resumable_checkpoint(
     run: &RunDir,
     fingerprint: &str,
 ) -> anyhow::Result<(PathBuf, TrainerState)> {
+    resumable(run, fingerprint).map(|found| (found.path, found.state))
+}
+
+/// As [`resumable_checkpoint`], with the newer incomplete checkpoints it passed over.
+///
+/// # Errors
+/// As [`resumable_checkpoint`].
+pub fn resumable(run: &RunDir, fingerprint: &str) -> anyhow::Result<Found> {
     let store = CheckpointStore::new(run.checkpoints(), 1);
-    let (path, state) = store.latest()?.with_context(|| {
+    let found = store.latest()?.with_context(|| {
         format!(
             "--resume {}: the run has no checkpoint yet (nothing to resume; start it again without --resume)",
             run.root().display()
         )
     })?;
+    let (path, state) = (&found.path, &found.state);
     if state.fingerprint != fingerprint {
         bail!(
             "--resume {}: checkpoint {} was written by a run with other settings \
@@ -36,7 +45,7 @@ pub fn resumable_checkpoint(
             fingerprint
         );
     }
-    Ok((path, state))
+    Ok(found)
 }
 
 /// Fails when `out` cannot take the run: without `resume`, a folder that already holds a run;

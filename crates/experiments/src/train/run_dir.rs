@@ -33,24 +33,60 @@ impl RunDir {
         let run = Self {
             root: root.to_path_buf(),
         };
+        if run.config_path().exists() {
+            eprintln!(
+                "note: {} holds a run that stopped before its first checkpoint; starting it \
+                 again in the same folder",
+                root.display()
+            );
+        }
         std::fs::create_dir_all(run.checkpoints())
             .with_context(|| format!("creating run folder {}", root.display()))?;
         Ok(run)
     }
 
-    /// Fails when `root` already holds a run (a new run must not overwrite it).
+    /// Fails when `root` already holds a run (a new run must not overwrite it) or other files.
+    /// A run that stopped before its first checkpoint has nothing to resume: its folder is
+    /// reused (saying so).
     ///
     /// # Errors
-    /// `root/config.toml` exists; the message suggests `--resume`.
+    /// `root/config.toml` exists and a checkpoint too (the message suggests `--resume`), or
+    /// `root` is a non-empty folder that is not a run folder.
     pub fn check_new(root: &Path) -> anyhow::Result<()> {
         if root.join(CONFIG_FILE).exists() {
+            let run = Self {
+                root: root.to_path_buf(),
+            };
+            if !run.has_checkpoint() {
+                return Ok(());
+            }
             bail!(
                 "{} already holds a run; pass `--resume {}` to continue it, or choose another `--out`",
                 root.display(),
                 root.display()
             );
         }
+        if let Ok(mut entries) = std::fs::read_dir(root) {
+            if entries.next().is_some() {
+                bail!(
+                    "--out {}: the folder is not empty and holds no run (no config.toml); \
+                     choose an empty or new folder",
+                    root.display()
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the checkpoint folder holds any checkpoint (or a `latest` pointer).
+    fn has_checkpoint(&self) -> bool {
+        std::fs::read_dir(self.checkpoints()).is_ok_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("step-") || name == "latest"
+            })
+        })
     }
 
     /// Opens the folder of an earlier run.

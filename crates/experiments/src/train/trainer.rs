@@ -20,7 +20,7 @@ use burn::train::{
 use super::checkpoint::{CheckpointStore, OPTIMIZER_FILE, TRAINABLE_DIR};
 use super::epoch::{Components, Pass};
 use super::optim::SharedOptimizer;
-use super::resume::{check_run_folder, resumable_checkpoint};
+use super::resume::{check_run_folder, resumable};
 use super::run_dir::RunDir;
 use super::schedule::WarmupDecay;
 use super::state::TrainerState;
@@ -126,7 +126,18 @@ where
         fingerprint: &str,
         device: &B::Device,
     ) -> anyhow::Result<(M, TrainerState)> {
-        let (path, state) = resumable_checkpoint(run, fingerprint)?;
+        let found = resumable(run, fingerprint)?;
+        for skipped in &found.skipped {
+            eprintln!("warning: skipping checkpoint {skipped}");
+        }
+        if !found.skipped.is_empty() {
+            eprintln!(
+                "warning: resuming from checkpoint {} (step {})",
+                found.path.display(),
+                found.state.global_step
+            );
+        }
+        let (path, state) = (found.path, found.state);
         let model = task
             .load_trainable(model, &path.join(TRAINABLE_DIR))
             .with_context(|| format!("loading the trainable tensors of {}", path.display()))?;
