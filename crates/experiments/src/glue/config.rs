@@ -19,6 +19,9 @@ use crate::train::DecayKind;
 pub enum Method {
     /// Bone adapters (block `[r, out]`) plus the classification head.
     Bone,
+    /// PEFT MiSS "mini" adapters (block `[r, mini_r]` repeated along the outputs) plus the
+    /// head.
+    Mini,
     /// Bat adapters (blocks `[out/r, r, r]`) plus the head.
     Bat,
     /// LoRA adapters (`A [r, in]`, `B [out, r]`, scale α/r) plus the head.
@@ -32,13 +35,14 @@ pub enum Method {
 impl Method {
     /// Whether the method trains adapters.
     pub fn has_adapter(self) -> bool {
-        matches!(self, Self::Bone | Self::Bat | Self::Lora)
+        matches!(self, Self::Bone | Self::Mini | Self::Bat | Self::Lora)
     }
 
     /// The lowercase name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Bone => "bone",
+            Self::Mini => "mini",
             Self::Bat => "bat",
             Self::Lora => "lora",
             Self::Head => "head",
@@ -64,6 +68,9 @@ pub struct GlueConfig {
     pub r: usize,
     /// LoRA scaling numerator α (scale α/r).
     pub lora_alpha: f64,
+    /// MiSS "mini" block width (`--method mini`): the `[r, mini_r]` block repeats along the
+    /// outputs, so mini_r must divide every target's out features.
+    pub mini_r: Option<usize>,
     /// Target modules: comma-separated names (`query,value`) or `re:<regex>`; empty means
     /// every linear layer of the encoder.
     pub targets: String,
@@ -114,6 +121,7 @@ impl GlueConfig {
             method: Method::Bone,
             r: 64,
             lora_alpha: 64.0,
+            mini_r: None,
             targets: String::new(),
             epochs: 1,
             batch_size: 32,
@@ -158,6 +166,7 @@ impl GlueConfig {
 impl RunConfig for GlueConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
         "data_root",
+        "mini_r",
         "max_train_samples",
         "max_eval_samples",
         "out",
@@ -207,6 +216,10 @@ pub struct GlueArgs {
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<Method>,
+    /// Block width of `--method mini` (PEFT MiSS `mini_r`): a `[r, N]` block repeated along
+    /// the outputs; N must divide every target's out features.
+    #[arg(long, value_name = "N")]
+    pub mini_r: Option<usize>,
     /// Stop after this many epochs without improvement of the main dev metric [default: off].
     #[arg(long)]
     pub early_stopping_patience: Option<usize>,
@@ -261,5 +274,20 @@ mod task_name {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<GlueTask, D::Error> {
         let name = String::deserialize(deserializer)?;
         GlueTask::from_name(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks `--mini-r` against `--method` (shared by the GLUE and MetaMath jobs): `mini` needs a
+/// positive `--mini-r`, other methods take none. Whether it divides each layer's out features
+/// is checked when the adapters are built, naming the layer.
+///
+/// # Errors
+/// A missing or zero `--mini-r` with `--method mini`, or one given with another method.
+pub fn check_mini_r(is_mini: bool, mini_r: Option<usize>) -> anyhow::Result<()> {
+    match (is_mini, mini_r) {
+        (true, None) => anyhow::bail!("--method mini needs --mini-r N (the block width)"),
+        (true, Some(0)) => anyhow::bail!("--mini-r 0: expected a positive block width"),
+        (false, Some(n)) => anyhow::bail!("--mini-r {n}: applies to --method mini only"),
+        _ => Ok(()),
     }
 }
