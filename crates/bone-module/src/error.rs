@@ -53,6 +53,15 @@ pub enum AdapterError {
         mini_r: usize,
     },
 
+    /// An adapter that cannot be converted to LoRA as asked.
+    #[error("cannot convert to LoRA on layer `{layer}`: {message}")]
+    Conversion {
+        /// Module path of the layer.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A LoRA scaling factor that is not finite or is zero.
     #[error("invalid lora_alpha={alpha} for layer `{layer}`: expected a finite, non-zero number")]
     InvalidAlpha {

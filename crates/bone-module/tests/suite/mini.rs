@@ -115,3 +115,72 @@ fn merging_with_r_above_in_features_is_exact() {
         );
     }
 }
+
+#[test]
+fn converted_lora_merges_to_the_same_weight() {
+    let device = device();
+    // (spec, in, out, rank): exact Bone, exact mini (with in % r != 0 and r > in), Bat by SVD.
+    for (spec, d_in, d_out, rank) in [
+        (AdapterSpec::bone(4).with_random_init(), 18, 12, None),
+        (AdapterSpec::mini(5, 3).with_random_init(), 17, 12, None),
+        (AdapterSpec::mini(16, 4).with_random_init(), 6, 8, None),
+        (AdapterSpec::bat(4).with_random_init(), 16, 12, Some(6)),
+        (AdapterSpec::bat(4).with_random_init(), 16, 12, Some(12)),
+    ] {
+        let mut layer = adapted::<TB>(d_in, d_out, &device);
+        layer.add_adapter("src", &spec, &device).unwrap();
+        let (lora, conversion) = layer.to_lora("src", rank).unwrap();
+        let label = format!("{spec:?} rank {rank:?}");
+        assert_eq!(lora.scaling, 1.0, "{label}: lora_alpha = rank");
+        layer.insert_adapter("lora", Adapter::Lora(lora)).unwrap();
+        let mut other = layer.clone();
+        layer.merge(Some(&["src"]), true).unwrap();
+        other.merge(Some(&["lora"]), true).unwrap();
+        let (ours, theirs) = (
+            values(&layer.base.weight.val()),
+            values(&other.base.weight.val()),
+        );
+        let base_norm = values(&adapted_base_delta(&layer, &other));
+        let diff = max_abs_diff(&ours, &theirs);
+        if conversion.exact {
+            assert!(conversion.relative_error < 1e-6, "{label}: {conversion:?}");
+            assert!(diff < 1e-5, "{label}: merged weights differ by {diff}");
+        } else {
+            // The merged difference is the truncation residual: its Frobenius norm relative to
+            // ‖ΔW‖ is the reported error.
+            let residual: f32 = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum();
+            let norm: f32 = base_norm.iter().map(|d| d * d).sum();
+            let measured = (residual / norm).sqrt() as f64;
+            assert!(
+                (measured - conversion.relative_error).abs() < 1e-4,
+                "{label}: measured {measured} vs reported {}",
+                conversion.relative_error
+            );
+            if rank == Some(12) {
+                assert!(
+                    conversion.relative_error < 1e-5,
+                    "full rank is exact: {conversion:?}"
+                );
+            } else {
+                assert!(
+                    conversion.relative_error > 1e-3,
+                    "rank 6 truncates: {conversion:?}"
+                );
+            }
+        }
+    }
+}
+
+/// ΔW of the source adapter: its merged weight minus the base weight.
+fn adapted_base_delta(
+    merged: &bone_module::AdaptedLinear<TB>,
+    unmerged: &bone_module::AdaptedLinear<TB>,
+) -> Tensor<TB, 2> {
+    let mut base = unmerged.clone();
+    base.unmerge().unwrap();
+    merged.base.weight.val() - base.base.weight.val()
+}
