@@ -15,6 +15,8 @@ use crate::lora::Lora;
 pub enum AdapterKind {
     /// Block-affine adaptation with a shared `[r, out]` block.
     Bone,
+    /// PEFT's MiSS "mini": Bone with a `[r, mini_r]` block repeated along the outputs.
+    Mini,
     /// Block-affine transformation with `[out/r, r, r]` blocks that multiply the weight.
     Bat,
     /// Low-rank adaptation `B A`.
@@ -25,6 +27,7 @@ impl std::fmt::Display for AdapterKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Bone => "bone",
+            Self::Mini => "mini",
             Self::Bat => "bat",
             Self::Lora => "lora",
         })
@@ -46,6 +49,7 @@ impl<B: Backend> Adapter<B> {
     /// The method of this adapter.
     pub fn kind(&self) -> AdapterKind {
         match self {
+            Self::Bone(a) if a.mini => AdapterKind::Mini,
             Self::Bone(_) => AdapterKind::Bone,
             Self::Bat(_) => AdapterKind::Bat,
             Self::Lora(_) => AdapterKind::Lora,

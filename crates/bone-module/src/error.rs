@@ -39,6 +39,29 @@ pub enum AdapterError {
         r: usize,
     },
 
+    /// MiSS "mini" needs `mini_r ≥ 1` dividing the layer's output features.
+    #[error(
+        "MiSS mini needs mini_r to divide out, but layer `{layer}` has out={out_features}, \
+         mini_r={mini_r}; choose a mini_r ≥ 1 that divides out"
+    )]
+    MiniDivisibility {
+        /// Module path of the layer.
+        layer: String,
+        /// Output features of the layer.
+        out_features: usize,
+        /// The `mini_r` that was asked for.
+        mini_r: usize,
+    },
+
+    /// An adapter that cannot be converted to LoRA as asked.
+    #[error("cannot convert to LoRA on layer `{layer}`: {message}")]
+    Conversion {
+        /// Module path of the layer.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A LoRA scaling factor that is not finite or is zero.
     #[error("invalid lora_alpha={alpha} for layer `{layer}`: expected a finite, non-zero number")]
     InvalidAlpha {

@@ -21,6 +21,7 @@ mod linalg;
 pub mod lora;
 pub mod peft;
 pub mod spec;
+pub mod to_lora;
 
 pub use adapted::{AdaptedLinear, MergeReport};
 pub use adapter::{Adapter, AdapterKind};
@@ -32,3 +33,4 @@ pub use host::{AdapterHost, AdapterHostExt};
 pub use lora::{Lora, LoraConfig};
 pub use peft::{AdapterConfig, PeftType, TargetModules};
 pub use spec::AdapterSpec;
+pub use to_lora::LoraConversion;

@@ -23,6 +23,17 @@ pub enum AdapterSpec {
         /// Input dropout.
         dropout: f64,
     },
+    /// PEFT's MiSS "mini": Bone with a block `[r, mini_r]` repeated along the outputs.
+    Mini {
+        /// Block rank.
+        r: usize,
+        /// Width of the block; divides every targeted layer's output features.
+        mini_r: usize,
+        /// Initial block.
+        init: BlockInit,
+        /// Input dropout.
+        dropout: f64,
+    },
     /// Bat with blocks `[out/r, r, r]`.
     Bat {
         /// Block size.
@@ -50,6 +61,16 @@ impl AdapterSpec {
     pub fn bone(r: usize) -> Self {
         Self::Bone {
             r,
+            init: BlockInit::Zeros,
+            dropout: 0.0,
+        }
+    }
+
+    /// MiSS "mini" of rank `r` and block width `mini_r`, zero-initialised.
+    pub fn mini(r: usize, mini_r: usize) -> Self {
+        Self::Mini {
+            r,
+            mini_r,
             init: BlockInit::Zeros,
             dropout: 0.0,
         }
@@ -83,6 +104,14 @@ impl AdapterSpec {
                 init: BlockInit::KaimingUniform,
                 dropout,
             },
+            Self::Mini {
+                r, mini_r, dropout, ..
+            } => Self::Mini {
+                r,
+                mini_r,
+                init: BlockInit::KaimingUniform,
+                dropout,
+            },
             Self::Bat { r, .. } => Self::Bat {
                 r,
                 init: BlockInit::KaimingUniform,
@@ -111,6 +140,14 @@ impl AdapterSpec {
                 init,
                 dropout: prob,
             },
+            Self::Mini {
+                r, mini_r, init, ..
+            } => Self::Mini {
+                r,
+                mini_r,
+                init,
+                dropout: prob,
+            },
             Self::Lora {
                 r,
                 alpha,
@@ -132,6 +169,17 @@ impl AdapterSpec {
     pub fn with_rank(self, r: usize) -> Self {
         match self {
             Self::Bone { init, dropout, .. } => Self::Bone { r, init, dropout },
+            Self::Mini {
+                mini_r,
+                init,
+                dropout,
+                ..
+            } => Self::Mini {
+                r,
+                mini_r,
+                init,
+                dropout,
+            },
             Self::Bat { init, .. } => Self::Bat { r, init },
             Self::Lora {
                 alpha,
@@ -172,7 +220,7 @@ impl AdapterSpec {
     /// How the trainable tensor starts (Bone's and Bat's block, LoRA's `B`).
     pub fn init(&self) -> BlockInit {
         match self {
-            Self::Bone { init, .. } | Self::Bat { init, .. } => *init,
+            Self::Bone { init, .. } | Self::Mini { init, .. } | Self::Bat { init, .. } => *init,
             Self::Lora { init_b, .. } => *init_b,
         }
     }
@@ -189,6 +237,7 @@ impl AdapterSpec {
     pub fn kind(&self) -> AdapterKind {
         match self {
             Self::Bone { .. } => AdapterKind::Bone,
+            Self::Mini { .. } => AdapterKind::Mini,
             Self::Bat { .. } => AdapterKind::Bat,
             Self::Lora { .. } => AdapterKind::Lora,
         }
@@ -197,7 +246,10 @@ impl AdapterSpec {
     /// The rank / block size.
     pub fn rank(&self) -> usize {
         match self {
-            Self::Bone { r, .. } | Self::Bat { r, .. } | Self::Lora { r, .. } => *r,
+            Self::Bone { r, .. }
+            | Self::Mini { r, .. }
+            | Self::Bat { r, .. }
+            | Self::Lora { r, .. } => *r,
         }
     }
 
@@ -205,6 +257,7 @@ impl AdapterSpec {
     pub fn trainable_params(&self, d_input: usize, d_output: usize) -> usize {
         match self {
             Self::Bone { r, .. } => r * d_output,
+            Self::Mini { r, mini_r, .. } => r * mini_r,
             Self::Bat { r, .. } => d_output * r,
             Self::Lora { r, .. } => r * (d_input + d_output),
         }
@@ -213,7 +266,7 @@ impl AdapterSpec {
     /// Builds the adapter for the `d_input → d_output` layer at module path `layer`.
     ///
     /// # Errors
-    /// Invalid rank, Bat divisibility, invalid alpha or dropout, naming `layer`.
+    /// Invalid rank, Bat or MiSS-mini divisibility, invalid alpha or dropout, naming `layer`.
     pub fn build<B: Backend>(
         &self,
         layer: &str,
@@ -226,6 +279,18 @@ impl AdapterSpec {
                 BoneConfig::new(d_input, d_output, r)
                     .with_init(init)
                     .with_dropout(dropout)
+                    .init(layer, device)?,
+            ),
+            Self::Mini {
+                r,
+                mini_r,
+                init,
+                dropout,
+            } => Adapter::Bone(
+                BoneConfig::new(d_input, d_output, r)
+                    .with_init(init)
+                    .with_dropout(dropout)
+                    .with_mini_r(Some(mini_r))
                     .init(layer, device)?,
             ),
             Self::Bat { r, init } => Adapter::Bat(

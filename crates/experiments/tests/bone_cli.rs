@@ -562,3 +562,74 @@ fn gguf_model_runs_and_converts() {
     );
     assert!(err.contains("expected a .gguf file"), "{err}");
 }
+
+#[test]
+fn convert_adapter_turns_peft_mini_into_an_exact_lora() {
+    let g = golden("peft_mini_stories260k");
+    let dir = tempfile::tempdir().unwrap();
+    let lora = dir.path().join("lora");
+    let mini = shared().join("golden/peft_mini_stories260k");
+    let stdout = ok(&[
+        "convert-adapter",
+        "--model",
+        s(&stories()),
+        "--adapter",
+        s(&mini),
+        "--to",
+        "lora",
+        "--out",
+        s(&lora),
+    ]);
+    assert!(
+        stdout.contains("on 20 layers to LoRA r=16 (lora_alpha=16, scale 1): exact"),
+        "{stdout}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lora.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(
+        (config["r"].as_u64(), config["lora_alpha"].as_u64()),
+        (Some(16), Some(16))
+    );
+    let tensors = read_safetensors(&lora.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(tensors.len(), 40, "lora_A and lora_B for 20 layers");
+    assert_eq!(
+        tensors["base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"]
+            .shape
+            .to_vec(),
+        vec![64, 16]
+    );
+    // The converted LoRA gives PEFT's logits of the mini adapter.
+    let out = dir.path().join("out.safetensors");
+    ok(&[
+        "forward",
+        "--model",
+        s(&stories()),
+        "--adapter",
+        s(&lora),
+        "--ids",
+        &ids_arg(&g["input_ids"]),
+        "--out",
+        s(&out),
+    ]);
+    let ours = read_safetensors(&out).unwrap();
+    assert_close(
+        "converted LoRA logits",
+        &f32s(&ours["logits"]),
+        &f32s(&g["logits"]),
+    );
+    // Bat has no exact low-rank form: the rank is required.
+    let err = fails(
+        &[
+            "convert-adapter",
+            "--model",
+            s(&stories()),
+            "--adapter",
+            s(&shared().join("golden/peft_bat_stories260k")),
+            "--out",
+            s(&dir.path().join("bat")),
+        ],
+        1,
+    );
+    assert!(err.contains("give the LoRA rank"), "{err}");
+}

@@ -1,4 +1,4 @@
-//! PEFT Bone, Bat and LoRA adapters (written by PEFT 0.21.2) on stories260K: logits with the
+//! PEFT Bone, Bat, MiSS-mini and LoRA adapters (written by PEFT 0.21.2) on stories260K: logits with the
 //! adapter and after merging; our own adapters saved and loaded; merged checkpoints saved in
 //! Hugging Face layout and loaded back.
 
@@ -20,13 +20,13 @@ fn model() -> LlamaForCausalLM<TB> {
     LlamaForCausalLM::from_pretrained(stories(), &LoadOptions::default(), &device()).unwrap()
 }
 
-fn check(method: &str) {
+fn check(method: &str, layers: usize) {
     let device = device();
     let g = golden(&format!("peft_{method}_stories260k"));
     let dir = shared_dir().join(format!("golden/peft_{method}_stories260k"));
     let mut m = model();
     let loaded = load_adapter(&mut m, &dir, "default", &device).unwrap();
-    assert_eq!(loaded.layers.len(), 35);
+    assert_eq!(loaded.layers.len(), layers);
     let input = ids_tensor::<TB>(&[ids(&g["input_ids"])], &device);
     let logits = m.forward(input.clone(), None, None);
     assert_close(
@@ -72,17 +72,23 @@ fn check(method: &str) {
 
 #[test]
 fn peft_bone_adapter_logits_and_merge_match() {
-    check("bone");
+    check("bone", 35);
 }
 
 #[test]
 fn peft_bat_adapter_logits_and_merge_match() {
-    check("bat");
+    check("bat", 35);
 }
 
 #[test]
 fn peft_lora_adapter_logits_and_merge_match() {
-    check("lora");
+    check("lora", 35);
+}
+
+/// MiSS `init_weights="mini"` (r=16, mini_r=4) on q_proj, o_proj, up_proj and down_proj.
+#[test]
+fn peft_mini_adapter_logits_and_merge_match() {
+    check("mini", 20);
 }
 
 #[test]

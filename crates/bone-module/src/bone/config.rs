@@ -32,15 +32,20 @@ pub struct BoneConfig {
     /// Dropout on the adapter's input during training (PEFT `miss_dropout`).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// PEFT's MiSS "mini" (`init_weights="mini"`): a block `[r, mini_r]` repeated along the
+    /// outputs; `mini_r` must divide `d_output`. `None` is the default Bone, block `[r, out]`.
+    #[config(default = "None")]
+    pub mini_r: Option<usize>,
 }
 
 impl BoneConfig {
-    /// Builds the adapter: block `[r, d_output]`.
+    /// Builds the adapter: block `[r, d_output]`, or `[r, mini_r]` with `mini_r`.
     ///
     /// `layer` is the module path of the adapted layer, named in errors.
     ///
     /// # Errors
-    /// [`AdapterError::InvalidRank`] when `r == 0`.
+    /// [`AdapterError::InvalidRank`] when `r == 0`; [`AdapterError::MiniDivisibility`] when
+    /// `mini_r` is zero or does not divide `d_output`.
     pub fn init<B: Backend>(&self, layer: &str, device: &B::Device) -> Result<Bone<B>> {
         if self.r == 0 {
             return Err(AdapterError::InvalidRank {
@@ -48,16 +53,28 @@ impl BoneConfig {
                 r: self.r,
             });
         }
+        if let Some(mini_r) = self.mini_r {
+            if mini_r == 0 || !self.d_output.is_multiple_of(mini_r) {
+                return Err(AdapterError::MiniDivisibility {
+                    layer: layer.into(),
+                    out_features: self.d_output,
+                    mini_r,
+                });
+            }
+        }
         let dropout = dropout(self.dropout, layer)?;
-        let shape = [self.r, self.d_output];
+        let width = self.mini_r.unwrap_or(self.d_output);
+        let shape = [self.r, width];
         let block = match self.init {
             BlockInit::Zeros => Param::from_tensor(Tensor::zeros(shape, device)),
-            // PyTorch's fan-in of an [r, out] tensor is `out`.
-            BlockInit::KaimingUniform => kaiming_uniform(shape, self.d_output, device),
+            // PyTorch's fan-in of an [r, width] tensor is `width`.
+            BlockInit::KaimingUniform => kaiming_uniform(shape, width, device),
         };
         Ok(Bone {
             block,
             d_input: self.d_input,
+            d_output: self.d_output,
+            mini: self.mini_r.is_some(),
             dropout,
         })
     }

@@ -215,10 +215,13 @@ pub fn load_adapter<B: Backend, H: AdapterHost<B> + ?Sized>(
         };
         let r = spec.rank();
         let built = match adapter {
-            Adapter::Bone(mut bone) => fetch(suffixes[0], vec![r, d_out]).map(|data| {
-                bone.block = Param::from_tensor(Tensor::from_data(data, device));
-                Adapter::Bone(bone)
-            }),
+            Adapter::Bone(mut bone) => {
+                let width = bone.mini_r().unwrap_or(d_out);
+                fetch(suffixes[0], vec![r, width]).map(|data| {
+                    bone.block = Param::from_tensor(Tensor::from_data(data, device));
+                    Adapter::Bone(bone)
+                })
+            }
             Adapter::Bat(mut bat) => fetch(suffixes[0], vec![d_out / r, r, r]).map(|data| {
                 bat.block = Param::from_tensor(Tensor::from_data(data, device));
                 Adapter::Bat(bat)

@@ -104,6 +104,8 @@ fn safe_merge_refuses_nan_and_leaves_the_weights_untouched() {
             Adapter::Bone(b) => Adapter::Bone(bone_module::Bone {
                 block: Param::from_tensor(b.block.val().add_scalar(f32::NAN)),
                 d_input: b.d_input,
+                d_output: b.d_output,
+                mini: b.mini,
                 dropout: b.dropout.clone(),
             }),
             Adapter::Bat(b) => Adapter::Bat(bone_module::Bat {

@@ -7,5 +7,6 @@ mod behaviours;
 mod bone_forward;
 mod golden_merge;
 mod half_precision;
+mod mini;
 mod peft_files;
 mod training;

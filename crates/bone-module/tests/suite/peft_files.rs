@@ -65,6 +65,11 @@ fn reads_the_configs_peft_wrote() {
         (bat.peft_type, bat.method(), bat.r()),
         (PeftType::Miss, AdapterKind::Bat, 4)
     );
+    let mini = AdapterConfig::load(&golden_dir("mini")).unwrap();
+    assert_eq!(
+        (mini.peft_type, mini.method(), &mini.spec),
+        (PeftType::Miss, AdapterKind::Mini, &AdapterSpec::mini(16, 4))
+    );
     let lora = AdapterConfig::load(&golden_dir("lora")).unwrap();
     assert_eq!(
         (lora.peft_type, lora.method(), lora.r(), lora.spec.alpha()),
@@ -91,7 +96,7 @@ fn reads_the_configs_peft_wrote() {
 #[test]
 fn written_files_have_peft_keys_shapes_and_config_fields() {
     let device = device();
-    for method in ["bone", "bat", "lora"] {
+    for method in ["bone", "bat", "lora", "mini"] {
         let golden = golden_dir(method);
         let mut layers = stories260k_linears::<TB>(&device);
         let loaded = load_adapter(&mut layers, &golden, "default", &device).unwrap();
@@ -118,6 +123,7 @@ fn written_files_have_peft_keys_shapes_and_config_fields() {
             "peft_type",
             "r",
             "init_weights",
+            "mini_r",
             "lora_alpha",
             "bias",
             "inference_mode",
@@ -337,8 +343,20 @@ fn config_errors_name_the_field_and_the_value() {
         "adapter_config.json: field `r`: expected a positive integer, found 0"
     );
     assert_eq!(
-        err(r#"{"peft_type": "MISS", "r": 8, "init_weights": "mini", "target_modules": ["q_proj"]}"#),
-        "adapter_config.json: field `init_weights`: expected true, false or \"bat\" (MiSS \"mini\" is not supported), found \"mini\""
+        err(r#"{"peft_type": "MISS", "r": 8, "init_weights": "pissa", "target_modules": ["q_proj"]}"#),
+        "adapter_config.json: field `init_weights`: expected true, false, \"bat\" or \"mini\", found \"pissa\""
+    );
+    assert_eq!(
+        err(
+            r#"{"peft_type": "MISS", "r": 8, "init_weights": "mini", "mini_r": 0, "target_modules": ["q_proj"]}"#
+        ),
+        "adapter_config.json: field `mini_r`: expected a positive integer, found 0"
+    );
+    assert_eq!(
+        err(
+            r#"{"peft_type": "MISS", "r": 8, "init_weights": "mini", "mini_r": "4", "target_modules": ["q_proj"]}"#
+        ),
+        "adapter_config.json: field `mini_r`: expected a positive integer, found \"4\""
     );
     assert_eq!(
         err(r#"{"peft_type": "LORA", "r": 8, "use_dora": true, "target_modules": ["q_proj"]}"#),
@@ -405,20 +423,11 @@ fn values_a_cast_or_a_skipped_regex_would_hide_are_errors() {
 
 #[test]
 fn configs_peft_wrote_are_written_back_as_they_were() {
-    for method in ["bone", "bat", "lora"] {
+    for method in ["bone", "bat", "lora", "mini"] {
         let path = golden_dir(method).join(ADAPTER_CONFIG_FILE);
         let config = AdapterConfig::load(&path).unwrap();
         assert_eq!(config.to_json(), json(&path), "{method}");
     }
-    // PEFT's MiSS "mini" variant is refused, naming the field of PEFT's own file.
-    let mini = golden_dir("mini").join(ADAPTER_CONFIG_FILE);
-    assert_eq!(
-        AdapterConfig::load(&mini).unwrap_err().to_string(),
-        format!(
-            "{}: field `init_weights`: expected true, false or \"bat\" (MiSS \"mini\" is not supported), found \"mini\"",
-            mini.display()
-        )
-    );
 }
 
 #[test]

@@ -68,6 +68,11 @@ impl super::Command {
                 a.adapter = models::hub::resolve_adapter(&a.adapter, None)?;
                 Ok(())
             }
+            Self::ConvertAdapter(a) => {
+                a.model = models::hub::resolve_model(&a.model, None)?;
+                a.adapter = models::hub::resolve_adapter(&a.adapter, None)?;
+                Ok(())
+            }
             // `--gguf` names a local file; there is no Hub id to resolve.
             Self::Convert(_) => Ok(()),
         }

@@ -5,6 +5,7 @@
 
 mod common;
 mod convert;
+mod convert_adapter;
 mod forward;
 mod generate;
 mod inspect;
@@ -54,6 +55,10 @@ pub enum Command {
     /// Convert a llama.cpp GGUF model (quantised or not) to a Hugging Face checkpoint folder:
     /// config.json, model.safetensors, tokenizer.json, tokenizer_config.json (chat template).
     Convert(ConvertArgs),
+    /// Rewrite a Bone, MiSS-mini or Bat adapter as a PEFT LoRA adapter (lora_alpha = rank,
+    /// scale 1): exact for Bone and mini at rank r, SVD-truncated to --rank for Bat (the
+    /// relative error ‖ΔW − BA‖/‖ΔW‖ is printed).
+    ConvertAdapter(ConvertAdapterArgs),
 }
 
 /// `bone forward`.
@@ -130,6 +135,26 @@ pub struct MergeArgs {
     pub unsafe_merge: bool,
 }
 
+/// `bone convert-adapter`.
+#[derive(Debug, Args)]
+pub struct ConvertAdapterArgs {
+    /// The base model folder the adapter belongs to (Bat's update depends on its weights).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The PEFT adapter folder to convert.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: PathBuf,
+    /// The target format.
+    #[arg(long, default_value = "lora", value_name = "FORMAT")]
+    pub to: String,
+    /// The folder to write the LoRA adapter to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// LoRA rank [default: r, exact, for Bone and mini; required for Bat].
+    #[arg(long, value_name = "N")]
+    pub rank: Option<usize>,
+}
+
 /// `bone convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -199,6 +224,7 @@ impl InferenceJob for Task {
             Command::Merge(args) => merge::run::<B>(args, &device),
             Command::Inspect(args) => inspect::run::<B>(args, &device, backend),
             Command::Convert(args) => convert::run(args),
+            Command::ConvertAdapter(args) => convert_adapter::run::<B>(args, &device),
         }
     }
 }

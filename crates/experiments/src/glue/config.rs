@@ -19,6 +19,9 @@ use crate::train::DecayKind;
 pub enum Method {
     /// Bone adapters (block `[r, out]`) plus the classification head.
     Bone,
+    /// PEFT MiSS "mini" adapters (block `[r, mini_r]` repeated along the outputs) plus the
+    /// head.
+    Mini,
     /// Bat adapters (blocks `[out/r, r, r]`) plus the head.
     Bat,
     /// LoRA adapters (`A [r, in]`, `B [out, r]`, scale α/r) plus the head.
@@ -32,13 +35,14 @@ pub enum Method {
 impl Method {
     /// Whether the method trains adapters.
     pub fn has_adapter(self) -> bool {
-        matches!(self, Self::Bone | Self::Bat | Self::Lora)
+        matches!(self, Self::Bone | Self::Mini | Self::Bat | Self::Lora)
     }
 
     /// The lowercase name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Bone => "bone",
+            Self::Mini => "mini",
             Self::Bat => "bat",
             Self::Lora => "lora",
             Self::Head => "head",
@@ -64,6 +68,9 @@ pub struct GlueConfig {
     pub r: usize,
     /// LoRA scaling numerator α (scale α/r).
     pub lora_alpha: f64,
+    /// MiSS "mini" block width (`--method mini`): the `[r, mini_r]` block repeats along the
+    /// outputs, so mini_r must divide every target's out features.
+    pub mini_r: Option<usize>,
     /// Target modules: comma-separated names (`query,value`) or `re:<regex>`; empty means
     /// every linear layer of the encoder.
     pub targets: String,
@@ -114,6 +121,7 @@ impl GlueConfig {
             method: Method::Bone,
             r: 64,
             lora_alpha: 64.0,
+            mini_r: None,
             targets: String::new(),
             epochs: 1,
             batch_size: 32,
@@ -158,6 +166,7 @@ impl GlueConfig {
 impl RunConfig for GlueConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
         "data_root",
+        "mini_r",
         "max_train_samples",
         "max_eval_samples",
         "out",
@@ -215,6 +224,10 @@ pub struct GlueArgs {
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<Method>,
+    /// Block width of `--method mini` (PEFT MiSS `mini_r`): a `[r, N]` block repeated along
+    /// the outputs; N must divide every target's out features.
+    #[arg(long, value_name = "N")]
+    pub mini_r: Option<usize>,
     /// Stop after this many epochs without improvement of the main dev metric [default: off].
     #[arg(long)]
     pub early_stopping_patience: Option<usize>,

@@ -248,6 +248,7 @@ fn prepare_model<B: AutodiffBackend>(
     let adapter = if config.method.has_adapter() {
         let spec = match config.method {
             Method::Bone => AdapterSpec::bone(config.r),
+            Method::Mini => AdapterSpec::mini(config.r, config.mini_r.unwrap_or(1)),
             Method::Bat => AdapterSpec::bat(config.r),
             _ => AdapterSpec::lora(config.r, config.lora_alpha),
         };
@@ -360,6 +361,7 @@ fn validate(config: &GlueConfig) -> anyhow::Result<()> {
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");
     }
+    crate::train::job::check_mini_r(config.method == Method::Mini, config.mini_r)?;
     if !(config.lr.is_finite() && config.lr > 0.0) {
         bail!("--lr {}: expected a positive learning rate", config.lr);
     }

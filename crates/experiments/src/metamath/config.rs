@@ -22,6 +22,8 @@ pub const PAPER_TARGETS: &str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,d
 pub enum LmMethod {
     /// Bone adapters (block `[r, out]`, zero init): the paper's method.
     Bone,
+    /// PEFT MiSS "mini" adapters (block `[r, mini_r]` repeated along the outputs).
+    Mini,
     /// Bat adapters (blocks `[out/r, r, r]`); r must divide every target's in and out.
     Bat,
     /// LoRA adapters (`A [r, in]`, `B [out, r]`, scale α/r).
@@ -40,6 +42,7 @@ impl LmMethod {
     pub fn name(self) -> &'static str {
         match self {
             Self::Bone => "bone",
+            Self::Mini => "mini",
             Self::Bat => "bat",
             Self::Lora => "lora",
             Self::Full => "full",
@@ -57,6 +60,9 @@ pub struct MetamathConfig {
     /// MetaMathQA file (JSON array or JSON Lines of `{query, response, type,
     /// original_question}`); unset: GSM8K train rendered in MetaMathQA's shape.
     pub data: Option<PathBuf>,
+    /// MiSS "mini" block width (`--method mini`): the `[r, mini_r]` block repeats along the
+    /// outputs, so mini_r must divide every target's out features.
+    pub mini_r: Option<usize>,
     /// Folder holding `gsm8k/train.jsonl` (else `$BONE_DATA_ROOT`, else `../shared/datasets`).
     pub data_root: Option<PathBuf>,
     /// What is trained.
@@ -145,6 +151,7 @@ impl MetamathConfig {
         Self {
             model: models::hub::DECODER.dir(),
             data: None,
+            mini_r: None,
             data_root: None,
             method: LmMethod::Bone,
             r: 64,
@@ -213,6 +220,7 @@ impl MetamathConfig {
 impl RunConfig for MetamathConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
         "data",
+        "mini_r",
         "data_root",
         "lora_alpha",
         "max_train_samples",
@@ -293,6 +301,10 @@ pub struct LmArgs {
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<LmMethod>,
+    /// Block width of `--method mini` (PEFT MiSS `mini_r`): a `[r, N]` block repeated along
+    /// the outputs; N must divide every target's out features.
+    #[arg(long, value_name = "N")]
+    pub mini_r: Option<usize>,
     /// Micro-batches accumulated per optimiser step; effective batch = batch size × this
     /// (the paper: 64) [default: 16].
     #[arg(long)]
@@ -378,5 +390,33 @@ mod tests {
         assert_ne!(config::fingerprint(&moved), config::fingerprint(&c));
         let saved = toml::to_string_pretty(&c).unwrap();
         assert_eq!(toml::from_str::<MetamathConfig>(&saved).unwrap(), c);
+    }
+
+    #[test]
+    fn method_mini_takes_its_block_width_from_mini_r() {
+        let (args, m) = parse(&["x", "--method", "mini", "--r", "16", "--mini-r", "4"]);
+        let c = resolve(MetamathConfig::defaults(), &args, &m).unwrap();
+        assert_eq!((c.method, c.r, c.mini_r), (LmMethod::Mini, 16, Some(4)));
+        assert_eq!(c.out_dir(), PathBuf::from("runs/metamath-mini-r16-seed42"));
+        let saved = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(toml::from_str::<MetamathConfig>(&saved).unwrap(), c);
+        let check = |mini, r| {
+            crate::train::job::check_mini_r(mini, r)
+                .map_err(|e| e.to_string())
+                .err()
+        };
+        assert_eq!(check(true, Some(4)), None);
+        assert_eq!(
+            check(true, None).as_deref(),
+            Some("--method mini needs --mini-r N (the block width)")
+        );
+        assert_eq!(
+            check(true, Some(0)).as_deref(),
+            Some("--mini-r 0: expected a positive block width")
+        );
+        assert_eq!(
+            check(false, Some(4)).as_deref(),
+            Some("--mini-r 4: applies to --method mini only")
+        );
     }
 }

@@ -330,6 +330,7 @@ fn prepare_model<B: AutodiffBackend>(
         method => {
             let spec = match method {
                 LmMethod::Bone => AdapterSpec::bone(config.r),
+                LmMethod::Mini => AdapterSpec::mini(config.r, config.mini_r.unwrap_or(1)),
                 LmMethod::Bat => AdapterSpec::bat(config.r),
                 _ => AdapterSpec::lora(config.r, config.lora_alpha()),
             };
@@ -446,6 +447,7 @@ fn validate(config: &MetamathConfig) -> anyhow::Result<()> {
         bail!("--r 0: expected a positive rank");
     }
     crate::train::job::check_shared_flags(config.max_grad_norm, config.weight_decay, None)?;
+    crate::train::job::check_mini_r(config.method == LmMethod::Mini, config.mini_r)?;
     if config.max_seq_len < 4 {
         bail!(
             "--max-seq-len {}: expected at least 4 (BOS, a prompt token, a response token, EOS)",

@@ -424,3 +424,18 @@ pub fn check_shared_flags(
     }
     Ok(())
 }
+
+/// Checks `--mini-r` against `--method` (shared by the GLUE and MetaMath jobs): `mini` needs a
+/// positive `--mini-r`, other methods take none. Whether it divides each layer's out features
+/// is checked when the adapters are built, naming the layer.
+///
+/// # Errors
+/// A missing or zero `--mini-r` with `--method mini`, or one given with another method.
+pub fn check_mini_r(is_mini: bool, mini_r: Option<usize>) -> anyhow::Result<()> {
+    match (is_mini, mini_r) {
+        (true, None) => anyhow::bail!("--method mini needs --mini-r N (the block width)"),
+        (true, Some(0)) => anyhow::bail!("--mini-r 0: expected a positive block width"),
+        (false, Some(n)) => anyhow::bail!("--mini-r {n}: applies to --method mini only"),
+        _ => Ok(()),
+    }
+}

@@ -64,28 +64,31 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// MiSS's `init_weights`: `true` (zeros), `false` (random) or `"bat"`.
+/// MiSS's `init_weights`: `true` (zeros), `false` (random), `"bat"` or `"mini"`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(untagged)]
 enum MissInit {
     /// `true` or `false`: Bone, zero or random block.
     Bone(bool),
-    /// `"bat"`: Bat.
-    Bat(BatName),
+    /// `"bat"` or `"mini"`.
+    Named(MissVariant),
 }
 
-/// The string `"bat"`.
+/// The strings `"bat"` and `"mini"`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum BatName {
+enum MissVariant {
+    /// Bat.
     Bat,
+    /// MiSS "mini": a `[r, mini_r]` block repeated along the outputs.
+    Mini,
 }
 
 /// What a field holds, for the message when it holds something else.
 fn expected(field: &str) -> &'static str {
     match field {
         "peft_type" => "one of MISS, BONE, LORA",
-        "r" => "a positive integer",
+        "r" | "mini_r" => "a positive integer",
         "lora_alpha" | "miss_dropout" | "bone_dropout" | "lora_dropout" => "a number",
         "use_rslora" | "inference_mode" => "true or false",
         "target_modules" | "exclude_modules" => {
@@ -97,7 +100,7 @@ fn expected(field: &str) -> &'static str {
         "alpha_pattern" => "an object mapping module-name patterns to numbers",
         "modules_to_save" => "a list of module names",
         "task_type" | "base_model_name_or_path" => "a string",
-        "init_weights" => "true, false or \"bat\" (MiSS \"mini\" is not supported)",
+        "init_weights" => "true, false, \"bat\" or \"mini\"",
         "init_lora_weights" => "true or false (other LoRA initialisations are not supported)",
         _ => "a valid value",
     }
@@ -186,7 +189,17 @@ impl ConfigFile {
                         dropout: take(&mut rest, dropout_field, file)?.unwrap_or(0.0),
                     },
                     // Bat has no dropout: the field stays in `rest`, written back as read.
-                    MissInit::Bat(BatName::Bat) => AdapterSpec::bat(r),
+                    MissInit::Named(MissVariant::Bat) => AdapterSpec::bat(r),
+                    // PEFT's default `mini_r` is 1.
+                    MissInit::Named(MissVariant::Mini) => AdapterSpec::Mini {
+                        r,
+                        mini_r: match take::<usize>(&mut rest, "mini_r", file)? {
+                            Some(0) => return Err(invalid("mini_r", expected("mini_r"), "0")),
+                            other => other.unwrap_or(1),
+                        },
+                        init: BlockInit::Zeros,
+                        dropout: take(&mut rest, dropout_field, file)?.unwrap_or(0.0),
+                    },
                 }
             }
         };

@@ -27,7 +27,8 @@ pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PeftType {
-    /// `MISS` (PEFT ≥ 0.17): Bone, or Bat with `init_weights="bat"`; key suffix `miss_block`.
+    /// `MISS` (PEFT ≥ 0.17): Bone, Bat with `init_weights="bat"` or MiSS "mini" with
+    /// `init_weights="mini"`; key suffix `miss_block`.
     Miss,
     /// `BONE` (PEFT ≤ 0.18, same maths): key suffix `bone_block`.
     Bone,
@@ -106,7 +107,7 @@ impl AdapterConfig {
     pub fn from_spec(spec: &AdapterSpec, target_modules: TargetModules) -> Self {
         let peft_type = match spec.kind() {
             AdapterKind::Lora => PeftType::Lora,
-            AdapterKind::Bone | AdapterKind::Bat => PeftType::Miss,
+            AdapterKind::Bone | AdapterKind::Mini | AdapterKind::Bat => PeftType::Miss,
         };
         Self {
             peft_type,
@@ -126,7 +127,7 @@ impl AdapterConfig {
         }
     }
 
-    /// Bone, Bat or LoRA.
+    /// Bone, MiSS "mini", Bat or LoRA.
     pub fn method(&self) -> AdapterKind {
         self.spec.kind()
     }

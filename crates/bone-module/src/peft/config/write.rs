@@ -73,6 +73,13 @@ pub(super) fn to_json(config: &AdapterConfig) -> Value {
             set("init_weights", json!(*init == BlockInit::Zeros));
             set(dropout_field, json!(dropout));
         }
+        AdapterSpec::Mini {
+            mini_r, dropout, ..
+        } => {
+            set("init_weights", json!("mini"));
+            set("mini_r", json!(mini_r));
+            set(dropout_field, json!(dropout));
+        }
         AdapterSpec::Bat { .. } => set("init_weights", json!("bat")),
     }
     for (k, v) in &config.extra {
