@@ -429,8 +429,17 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(err.contains("no checkpoint yet"), "{err}");
     let err = fails(&["--resume", dir.join("none").to_str().unwrap()]);
     assert!(err.contains("not the folder of an earlier run"), "{err}");
-    let err = fails(&["--model", &model, "--out", resume]);
-    assert!(err.contains("already holds a run"), "{err}");
+    // A run that stopped before its first checkpoint is started again in its own folder
+    // (`--resume` has nothing to continue), saying so.
+    let mut args = slice(resume, &model, &root, "4");
+    args.extend(["--epochs", "1"]);
+    let out = common::run(env!("CARGO_BIN_EXE_metamath"), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("holds a run that stopped before its first checkpoint; starting it again"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
