@@ -598,7 +598,10 @@ fn an_interrupted_sft_run_resumes_to_the_same_adapter() {
         "--stop-after-steps",
         "2",
     ]);
-    let stdout = sft(&args);
+    // An interrupted run exits 3, so a script can tell it from a finished one.
+    let out = common::run(env!("CARGO_BIN_EXE_sft"), &args);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("interrupted after 2 of 6"), "{stdout}");
 
     let resume = parts.to_str().unwrap();
