@@ -3,13 +3,22 @@
 //!
 //! - Data files: every entry of `datasets/SHA256SUMS` with a public source — GLUE task files
 //!   from GLUE's zip archives (`$BONE_GLUE_URL`, default `https://dl.fbaipublicfiles.com/glue/data`,
-//!   `<TASK>.zip` holding `<TASK>/<file>`), GSM8K from openai/grade-school-math
-//!   (`$BONE_GSM8K_URL`, default its raw GitHub tree). `$BONE_DATA_MIRROR` replaces every
-//!   data source by a plain mirror laid out like the data root (`<mirror>/glue/SST-2/dev.tsv`).
-//!   MRPC (written by GLUE's script from the MSR corpus) and the MetaMathQA sample (rows quoted
-//!   in public code) have no public file to fetch and come only from a mirror.
+//!   `<TASK>.zip` holding `<TASK>/<file>`), MRPC written as GLUE's script writes it from the
+//!   MSR Paraphrase Corpus files and GLUE's dev id list ([`crate::mrpc`];
+//!   `$BONE_MRPC_TRAIN_URL`, `$BONE_MRPC_TEST_URL`, `$BONE_MRPC_DEV_IDS_URL`), GSM8K from
+//!   openai/grade-school-math (`$BONE_GSM8K_URL`, default its raw GitHub tree).
+//!   `$BONE_DATA_MIRROR` replaces every data source by a plain mirror laid out like the data
+//!   root (`<mirror>/glue/SST-2/dev.tsv`).
+//! - The MetaMathQA sample (`metamathqa/sample.json`, rows quoted in public code) has no
+//!   public file and comes only from a mirror. The full MetaMathQA (the Hub dataset
+//!   `meta-math/MetaMathQA`, 395K rows) is not fetched: nothing here pins its hash, and the
+//!   `metamath` job does not need it — its default data is GSM8K train in MetaMathQA's shape
+//!   (downloaded here); `--data FILE` takes a MetaMathQA file the user fetched.
 //! - Models: the default encoder and decoder through the Hub client, into the Hugging Face
 //!   cache ([`HubSettings`]), each file checked against the sha256 of `../shared/SHA256SUMS`.
+//!   stories260K (the default decoder) has no public Hub repository in Hugging Face layout, so
+//!   SmolLM2-135M-Instruct as a Q4_1 GGUF ([`DECODER_GGUF`]) is fetched instead; the decoder
+//!   jobs fall back to it when stories260K is nowhere ([`DefaultModel::locate`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -18,9 +27,10 @@ use std::time::Duration;
 
 use crate::cache::{CachedRepo, RepoId};
 use crate::client::HubClient;
-use crate::defaults::{DefaultModel, DECODER, ENCODER};
+use crate::defaults::{DefaultModel, DECODER, DECODER_GGUF, ENCODER};
 use crate::download::{download_verified, part_path, sha256_file, Outcome, ATTEMPTS};
 use crate::error::{io, HubError, Result};
+use crate::mrpc::MrpcSources;
 use crate::resolve::DEFAULT_REVISION;
 use crate::settings::HubSettings;
 
@@ -87,6 +97,13 @@ pub const DECODER_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// SmolLM2-135M-Instruct's Q4_1 GGUF and its sha256 (that of
+/// `../shared/models/SmolLM2-135M-Instruct-GGUF`).
+pub const DECODER_GGUF_FILES: &[(&str, &str)] = &[(
+    "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+)];
+
 /// Where a data file comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
@@ -99,6 +116,8 @@ pub enum DataSource {
         /// The member's path inside it.
         member: String,
     },
+    /// One of GLUE's MRPC files, derived from the MSR corpus files ([`crate::mrpc`]).
+    Mrpc(MrpcSources),
 }
 
 /// One data file: its path under the data root, its sha256 and its source.
@@ -130,6 +149,8 @@ pub struct Sources {
     pub glue: String,
     /// GSM8K's repository tree (`$BONE_GSM8K_URL`).
     pub gsm8k: String,
+    /// The MSR Paraphrase Corpus files and GLUE's dev id list MRPC is written from.
+    pub mrpc: MrpcSources,
     /// A plain mirror of the whole data root (`$BONE_DATA_MIRROR`), replacing both.
     pub mirror: Option<String>,
 }
@@ -146,6 +167,12 @@ impl Sources {
         Self {
             glue: var("BONE_GLUE_URL").unwrap_or_else(|| GLUE_URL.to_string()),
             gsm8k: var("BONE_GSM8K_URL").unwrap_or_else(|| GSM8K_URL.to_string()),
+            mrpc: MrpcSources {
+                train: var("BONE_MRPC_TRAIN_URL").unwrap_or_else(|| crate::mrpc::TRAIN_URL.into()),
+                test: var("BONE_MRPC_TEST_URL").unwrap_or_else(|| crate::mrpc::TEST_URL.into()),
+                dev_ids: var("BONE_MRPC_DEV_IDS_URL")
+                    .unwrap_or_else(|| crate::mrpc::DEV_IDS_URL.into()),
+            },
             mirror: var("BONE_DATA_MIRROR"),
         }
     }
@@ -157,10 +184,7 @@ impl Sources {
         }
         let parts: Vec<&str> = rel.split('/').collect();
         match parts.as_slice() {
-            ["glue", "MRPC", _] => Err("GLUE's MRPC files are written by download_glue_data.py \
-                 from the MSR Paraphrase Corpus; no public file holds them (use $BONE_DATA_MIRROR \
-                 or copy them in)"
-                .into()),
+            ["glue", "MRPC", _] => Ok(DataSource::Mrpc(self.mrpc.clone())),
             ["glue", task, file] => {
                 let archive = if *task == "QNLI" { "QNLIv2" } else { task };
                 Ok(DataSource::ZipMember {
@@ -173,7 +197,13 @@ impl Sources {
                 "{}/grade_school_math/data/{file}",
                 self.gsm8k
             ))),
-            _ => Err("no public source (rows quoted in public code); use $BONE_DATA_MIRROR".into()),
+            ["metamathqa", _] => Err("no public file holds this sample (rows quoted in public \
+                 code); it comes only from $BONE_DATA_MIRROR. The metamath job does not need it: \
+                 its default data is GSM8K train in MetaMathQA's shape (downloaded here); for the \
+                 full set, `huggingface-cli download meta-math/MetaMathQA --repo-type dataset` \
+                 and pass its MetaMathQA-395K.json as --data"
+                .into()),
+            _ => Err("no public source; use $BONE_DATA_MIRROR".into()),
         }
     }
 }
@@ -207,7 +237,11 @@ impl Plan {
                 Err(why) => plan.skipped.push((rel.to_string(), why)),
             }
         }
-        for (model, files) in [(ENCODER, ENCODER_FILES), (DECODER, DECODER_FILES)] {
+        for (model, files) in [
+            (ENCODER, ENCODER_FILES),
+            (DECODER, DECODER_FILES),
+            (DECODER_GGUF, DECODER_GGUF_FILES),
+        ] {
             plan.add_model(&model, files);
         }
         plan
@@ -227,8 +261,9 @@ impl Plan {
                 model.what.to_string(),
                 format!(
                     "no public Hub repository holds this Hugging Face-layout conversion; set ${} \
-                     to one that does (its files are checked against the pinned sha256)",
-                    model.hub_env
+                     to one that does (its files are checked against the pinned sha256). The \
+                     decoder jobs use {} where it is missing",
+                    model.hub_env, DECODER_GGUF.what
                 ),
             )),
         }
@@ -244,15 +279,22 @@ pub struct Fetched {
     pub outcome: Outcome,
 }
 
-/// Fetches every item of `plan`: data under `data_root`, models into the cache of `hub`.
+/// Fetches every item of `plan`: data under `data_root`, models into the cache of `hub`,
+/// then the MRPC files derived from their sources (last, so that a mismatch there leaves
+/// everything else in place).
 ///
 /// # Errors
 /// The first failure: [`HubError::Download`] naming the URL and the file, or
-/// [`HubError::Checksum`] after [`ATTEMPTS`] downloads brought the wrong bytes.
+/// [`HubError::Checksum`] after [`ATTEMPTS`] downloads brought the wrong bytes; for MRPC,
+/// see [`crate::mrpc::fetch`].
 pub fn fetch_all(plan: &Plan, data_root: &Path, hub: &HubSettings) -> Result<Vec<Fetched>> {
     let agent = agent();
     let mut out = Vec::new();
-    for asset in &plan.data {
+    let (mrpc, plain): (Vec<&DataAsset>, Vec<&DataAsset>) = plan
+        .data
+        .iter()
+        .partition(|a| matches!(a.source, DataSource::Mrpc(_)));
+    for asset in plain {
         out.push(fetch_data(&agent, asset, data_root, hub.progress)?);
     }
     if !plan.models.is_empty() {
@@ -263,6 +305,7 @@ pub fn fetch_all(plan: &Plan, data_root: &Path, hub: &HubSettings) -> Result<Vec
             }
         }
     }
+    out.extend(crate::mrpc::fetch(&agent, &mrpc, data_root, hub.progress)?);
     Ok(out)
 }
 
@@ -296,6 +339,10 @@ pub fn fetch_data(
             data_root,
             progress,
         )?,
+        DataSource::Mrpc(_) => {
+            let mut fetched = crate::mrpc::fetch(agent, &[asset], data_root, progress)?;
+            return Ok(fetched.remove(0));
+        }
     };
     Ok(Fetched {
         path: dest,

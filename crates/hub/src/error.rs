@@ -85,6 +85,24 @@ pub enum HubError {
         message: String,
     },
 
+    /// A source file that is not what it should be (GLUE's MRPC sources).
+    #[error("{}:{line}: {message}", file.display())]
+    Format {
+        /// The file.
+        file: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Files derived from downloaded sources whose sha256 is not the pinned one.
+    #[error("{message}")]
+    Derived {
+        /// What was derived from what, what came out and what to do.
+        message: String,
+    },
+
     /// A default model found nowhere.
     #[error(
         "no {what} found; tried:\n{}\nDownload it with `cargo xtask assets --download` (it lands in \

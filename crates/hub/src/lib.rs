@@ -23,12 +23,13 @@ pub mod client;
 pub mod defaults;
 pub mod download;
 pub mod error;
+pub mod mrpc;
 pub mod resolve;
 pub mod settings;
 
 pub use cache::{is_commit, is_hub_id_shape, CachedRepo, RepoId};
 pub use client::HubClient;
-pub use defaults::{DefaultModel, DECODER, ENCODER, MODELS_ROOT_ENV};
+pub use defaults::{DefaultModel, Found, DECODER, DECODER_GGUF, ENCODER, MODELS_ROOT_ENV};
 pub use error::{HubError, Result};
 pub use resolve::{
     resolve_adapter, resolve_model, resolve_with, FileSet, ADAPTER_FILES, DEFAULT_REVISION,

@@ -1,13 +1,15 @@
 //! `cargo xtask assets --download`'s machinery against a loopback server serving copies of
 //! files from `../shared`: files land checked, a corrupted response is refused and fetched
 //! again, an interrupted body resumes with a Range request, archives are unpacked, model
-//! files reach the Hugging Face cache layout, and failures name the URL and the file.
+//! files reach the Hugging Face cache layout, GLUE's MRPC files are written from MSR-format
+//! sources byte for byte, and failures name the URL and the file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bone_hub::assets::{fetch_all, Plan, Sources, ENCODER_FILES};
 use bone_hub::download::{sha256_file, Outcome};
+use bone_hub::mrpc::MrpcSources;
 use bone_hub::HubSettings;
 
 mod support;
@@ -43,6 +45,11 @@ fn sources(server: &Server) -> Sources {
     Sources {
         glue: format!("{}/glue", server.url()),
         gsm8k: format!("{}/gsm8k", server.url()),
+        mrpc: MrpcSources {
+            train: format!("{}{MSR_TRAIN}", server.url()),
+            test: format!("{}{MSR_TEST}", server.url()),
+            dev_ids: format!("{}{DEV_IDS}", server.url()),
+        },
         mirror: None,
     }
 }
@@ -62,6 +69,56 @@ fn settings(cache: &Path, server: &Server) -> HubSettings {
         token: Some("hf_test_token".into()),
         ..HubSettings::at(cache)
     }
+}
+
+const MSR_TRAIN: &str = "/senteval/msr_paraphrase_train.txt";
+const MSR_TEST: &str = "/senteval/msr_paraphrase_test.txt";
+const DEV_IDS: &str = "/glue/mrpc_dev_ids.tsv";
+const MRPC: [&str; 3] = [
+    "glue/MRPC/dev.tsv",
+    "glue/MRPC/test.tsv",
+    "glue/MRPC/train.tsv",
+];
+
+/// The shared MRPC files' rows (after each header).
+fn rows(file: &str) -> Vec<String> {
+    let text = String::from_utf8(read(&format!("datasets/glue/MRPC/{file}"))).unwrap();
+    text.lines().skip(1).map(String::from).collect()
+}
+
+/// MSR Paraphrase Corpus files as GLUE's script reads them, rebuilt from the shared MRPC
+/// files: the train file (CRLF, BOM header) holds the train rows then the dev rows, the test
+/// file (LF) has a label column, the dev id list names the dev rows' id pairs.
+fn msr_sources(dev_rows: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let header = "\u{feff}Quality\t#1 ID\t#2 ID\t#1 String\t#2 String";
+    let dev = rows("dev.tsv");
+    let mut train = vec![header.to_string()];
+    train.extend(rows("train.tsv"));
+    train.extend(dev.iter().cloned());
+    let mut test = vec![header.to_string()];
+    for row in rows("test.tsv") {
+        let (_, rest) = row.split_once('\t').unwrap();
+        test.push(format!("1\t{rest}"));
+    }
+    let ids: String = dev[..dev_rows]
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split('\t').collect();
+            format!("{}\t{}\n", f[1], f[2])
+        })
+        .collect();
+    (
+        (train.join("\r\n") + "\r\n").into_bytes(),
+        (test.join("\n") + "\n").into_bytes(),
+        ids.into_bytes(),
+    )
+}
+
+fn serve_msr(server: &Server, dev_rows: usize) {
+    let (train, test, ids) = msr_sources(dev_rows);
+    server.serve(MSR_TRAIN, train);
+    server.serve(MSR_TEST, test);
+    server.serve(DEV_IDS, ids);
 }
 
 const TEST_JSONL: &str = "/gsm8k/grade_school_math/data/test.jsonl";
@@ -265,4 +322,73 @@ fn model_files_reach_the_hub_cache_checked_and_retried() {
         .log()
         .iter()
         .all(|l| l.authorization.as_deref() == Some("Bearer hf_test_token")));
+}
+
+#[test]
+fn mrpc_is_written_from_msr_sources_byte_for_byte() {
+    let server = Server::start();
+    serve_msr(&server, rows("dev.tsv").len());
+    // Corrupted once: no longer tab-separated, refused, every source fetched again.
+    server.fault(MSR_TRAIN, Fault::Corrupt);
+    let root = tempfile::tempdir().unwrap();
+    let plan = plan(&server, &MRPC);
+    let fetched = fetch_all(&plan, root.path(), &settings(root.path(), &server)).unwrap();
+    for rel in MRPC {
+        let derived = std::fs::read(root.path().join(rel)).unwrap();
+        assert_eq!(derived, read(&format!("datasets/{rel}")), "{rel}");
+    }
+    for asset in &plan.data {
+        let path = root.path().join(&asset.rel);
+        assert_eq!(sha256_file(&path).unwrap(), asset.sha256, "{}", asset.rel);
+    }
+    assert_eq!(fetched.len(), 3);
+    assert!(
+        fetched.iter().all(|f| f.outcome
+            == Outcome::Downloaded {
+                resumed: 0,
+                retried: 1
+            }),
+        "{fetched:?}"
+    );
+    for path in [MSR_TRAIN, MSR_TEST, DEV_IDS] {
+        assert_eq!(server.requests(path).len(), 2, "{path}");
+    }
+    // A second run finds the files in place and asks for nothing.
+    let before = server.log().len();
+    let again = fetch_all(&plan, root.path(), &settings(root.path(), &server)).unwrap();
+    assert!(again.iter().all(|f| f.outcome == Outcome::Present));
+    assert_eq!(server.log().len(), before);
+}
+
+#[test]
+fn mrpc_from_other_sources_is_refused_naming_the_file() {
+    let server = Server::start();
+    // The dev id list lacks its last pair: that row lands in train.tsv, dev.tsv misses it.
+    let dev = rows("dev.tsv");
+    serve_msr(&server, dev.len() - 1);
+    let root = tempfile::tempdir().unwrap();
+    let plan = plan(&server, &MRPC);
+    let err = fetch_all(&plan, root.path(), &settings(root.path(), &server)).unwrap_err();
+    let text = String::from_utf8(read("datasets/glue/MRPC/dev.tsv")).unwrap();
+    let short = &text[..text.len() - dev.last().unwrap().len() - 1];
+    let url = server.url();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: sha256 {} but {} was expected (downloaded from {url}{MSR_TRAIN} + \
+             {url}{MSR_TEST} + {url}{DEV_IDS} through GLUE's format_mrpc, 3 attempts); the \
+             source or a mirror serves other bytes",
+            root.path().join("glue/MRPC/dev.tsv").display(),
+            sha256_hex(short.as_bytes()),
+            plan.data[0].sha256,
+        )
+    );
+    for rel in MRPC {
+        assert!(!root.path().join(rel).exists(), "{rel}");
+    }
+    assert!(!root
+        .path()
+        .join(".downloads/mrpc/mrpc_dev_ids.tsv")
+        .exists());
+    assert_eq!(server.requests(DEV_IDS).len(), 3);
 }
