@@ -1,14 +1,16 @@
 //! `cargo xtask assets --download [--to DIR]`: fetches what a machine without `../shared`
-//! needs — the GLUE and GSM8K files of `datasets/SHA256SUMS` into `DIR` (default
-//! `$BONE_DATA_ROOT`, else the workspace's `datasets/`), and the default models into the
-//! Hugging Face cache — each checked against its pinned sha256, resumable, with a progress bar.
-//! The machinery is `bone_hub::assets`, shared with the tests; sources are overridden with
-//! `$BONE_GLUE_URL`, `$BONE_GSM8K_URL`, `$BONE_DATA_MIRROR`, `$HF_ENDPOINT`,
-//! `$BONE_ENCODER_REPO` and `$BONE_DECODER_REPO`.
+//! needs — the GLUE (MRPC written from the MSR corpus files as GLUE's script does) and GSM8K
+//! files of `datasets/SHA256SUMS` into `DIR` (default `$BONE_DATA_ROOT`, else the workspace's
+//! `datasets/`), and the default encoder and the fallback decoder (SmolLM2-135M-Instruct GGUF)
+//! into the Hugging Face cache — each checked against its pinned sha256, resumable, with a
+//! progress bar. The machinery is `bone_hub::assets`, shared with the tests; sources are
+//! overridden with `$BONE_GLUE_URL`, `$BONE_GSM8K_URL`, `$BONE_MRPC_TRAIN_URL`,
+//! `$BONE_MRPC_TEST_URL`, `$BONE_MRPC_DEV_IDS_URL`, `$BONE_DATA_MIRROR`, `$HF_ENDPOINT`,
+//! `$BONE_ENCODER_REPO`, `$BONE_DECODER_REPO` and `$BONE_DECODER_GGUF_REPO`.
 
 use std::path::PathBuf;
 
-use bone_hub::assets::{fetch_all, Plan, Sources};
+use bone_hub::assets::{fetch_all, DataSource, Plan, Sources};
 use bone_hub::download::Outcome;
 use bone_hub::HubSettings;
 
@@ -50,6 +52,17 @@ pub fn download(args: &[String]) -> Result<(), String> {
     );
     for (what, why) in &plan.skipped {
         println!("    skipped {what}: {why}");
+    }
+    if let Some(DataSource::Mrpc(m)) = plan
+        .data
+        .iter()
+        .map(|a| &a.source)
+        .find(|s| matches!(s, DataSource::Mrpc(_)))
+    {
+        println!(
+            "    glue/MRPC: written last, as GLUE's download_glue_data.py does, from {}, {} and {}",
+            m.train, m.test, m.dev_ids
+        );
     }
     let fetched = fetch_all(&plan, &dest, &hub).map_err(|e| e.to_string())?;
     let mut new = 0;

