@@ -136,7 +136,10 @@ impl DefaultModel {
     }
 
     /// [`find`](Self::find) with this process's environment.
-    fn find_here(&self) -> Result<Found> {
+    ///
+    /// # Errors
+    /// See [`locate`](Self::locate).
+    pub fn find_here(&self) -> Result<Found> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         self.find(
             std::env::var_os(MODELS_ROOT_ENV),

@@ -389,8 +389,8 @@ pub fn peak_memory_bytes() -> u64 {
 /// Where the default model was looked for and how to download it (appended to "no such
 /// folder" errors).
 pub fn default_hint(model: &models::hub::DefaultModel) -> String {
-    match model.locate() {
-        Ok(dir) => format!("(the {} is at {})", model.what, dir.display()),
+    match model.find_here() {
+        Ok(found) => format!("(the {} is at {})", found.model.what, found.path.display()),
         Err(e) => e.to_string(),
     }
 }
