@@ -24,15 +24,21 @@ fn tmp(name: &str) -> PathBuf {
 
 /// 64 train / 16 dev sentences of 16 tokens, 2 epochs of 2 steps, a line every step.
 fn tiny(out: &Path) -> Vec<String> {
+    sized(out, 64, 2)
+}
+
+/// `train` sentences for `epochs` epochs (batch 32), otherwise as [`tiny`].
+fn sized(out: &Path, train: usize, epochs: usize) -> Vec<String> {
+    let (train, epochs) = (train.to_string(), epochs.to_string());
     let mut args: Vec<String> = [
         "--max-train-samples",
-        "64",
+        &train,
         "--max-eval-samples",
         "16",
         "--max-seq-len",
         "16",
         "--epochs",
-        "2",
+        &epochs,
         "--checkpoint-every",
         "1",
         "--log-every",
@@ -137,7 +143,7 @@ fn run(args: &[String]) -> (Option<i32>, String, String) {
 #[test]
 fn sigterm_checkpoints_a_second_process_is_locked_out_and_resume_ends_where_a_full_run_does() {
     let dir = tmp("sigterm");
-    let mut running = Running::start(&tiny(&dir));
+    let mut running = Running::start(&sized(&dir, 256, 1));
     running.wait_for(" · step 1 ");
     let pid = running.child.id();
     // A second process on the folder (here `--resume`) is refused, naming the holder.
@@ -169,7 +175,11 @@ fn sigterm_checkpoints_a_second_process_is_locked_out_and_resume_ends_where_a_fu
         "{stdout}"
     );
     let latest = std::fs::read_to_string(dir.join("checkpoints/latest")).unwrap();
-    assert!(dir.join("checkpoints").join(latest.trim()).join("manifest.json").is_file());
+    assert!(dir
+        .join("checkpoints")
+        .join(latest.trim())
+        .join("manifest.json")
+        .is_file());
 
     let (code, stdout, stderr) = run(&[
         "--resume".into(),
@@ -179,9 +189,9 @@ fn sigterm_checkpoints_a_second_process_is_locked_out_and_resume_ends_where_a_fu
     ]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let full = tmp("sigterm-full");
-    let (code, stdout, stderr) = run(&tiny(&full));
+    let (code, stdout, stderr) = run(&sized(&full, 256, 1));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert_eq!(json(&dir.join("metrics.json"))["global_step"], 4);
+    assert_eq!(json(&dir.join("metrics.json"))["global_step"], 8);
     let (resumed, uninterrupted) = (
         adapter_values(&dir.join("best")),
         adapter_values(&full.join("best")),
@@ -219,15 +229,20 @@ fn sigterm_checkpoints_a_second_process_is_locked_out_and_resume_ends_where_a_fu
         assert!(!stale.exists());
     }
     assert!(
-        stdout.contains("the run finished (4 steps) but was stopped before writing its outputs; writing them"),
+        stdout.contains(
+            "the run finished (8 steps) but was stopped before writing its outputs; writing them"
+        ),
         "{stdout}"
     );
-    assert_eq!(json(&full.join("metrics.json"))["global_step"], 4);
-    assert_eq!(json(&full.join("summary.json"))["steps"], 4);
+    assert_eq!(json(&full.join("metrics.json"))["global_step"], 8);
+    assert_eq!(json(&full.join("summary.json"))["steps"], 8);
     // Now complete: a further resume is refused as before.
     let (code, _, stderr) = run(&["--resume".into(), full.display().to_string()]);
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("the run already finished (4 steps)"), "{stderr}");
+    assert!(
+        stderr.contains("the run already finished (8 steps)"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(full);
 }
@@ -251,13 +266,23 @@ fn a_second_sigint_exits_at_once_with_130() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Sets flag `pair[0]` to `pair[1]` in `args` (replacing its value), or appends a lone flag.
+fn set(args: &mut Vec<String>, pair: &[&str]) {
+    match (args.iter().position(|a| a == pair[0]), pair.get(1)) {
+        (Some(at), Some(value)) => args[at + 1] = value.to_string(),
+        _ => args.extend(pair.iter().map(|s| s.to_string())),
+    }
+}
+
 #[test]
 fn limits_of_the_model_and_tokenizer_and_r_are_checked_at_load() {
     let dir = tmp("limits");
     let model = common::shared().join("models/all-MiniLM-L6-v2");
     let with = |extra: &[&str], out: &Path| -> String {
         let mut args = tiny(out);
-        args.extend(extra.iter().map(|s| s.to_string()));
+        for pair in extra.chunks(2) {
+            set(&mut args, pair);
+        }
         let (code, stdout, stderr) = run(&args);
         assert_eq!(code, Some(1), "{extra:?}\n{stdout}\n{stderr}");
         stderr
@@ -284,7 +309,9 @@ fn limits_of_the_model_and_tokenizer_and_r_are_checked_at_load() {
     let err = with(&["--r", "1000000", "--force-r"], &dir);
     assert!(
         err.contains("error: the adapters would need about ")
-            && err.contains("trainable parameters × 16 bytes for weights, gradients and AdamW moments) but "),
+            && err.contains(
+                "trainable parameters × 16 bytes for weights, gradients and AdamW moments) but "
+            ),
         "{err}"
     );
     // A tokenizer with an id past the embedding table.
@@ -297,11 +324,10 @@ fn limits_of_the_model_and_tokenizer_and_r_are_checked_at_load() {
         }
     }
     let mut tokenizer = json(&copy.join("tokenizer.json"));
-    tokenizer["added_tokens"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"id": 30522, "content": "[EXTRA]", "single_word": false,
-            "lstrip": false, "rstrip": false, "normalized": false, "special": true}));
+    tokenizer["added_tokens"].as_array_mut().unwrap().push(
+        serde_json::json!({"id": 30522, "content": "[EXTRA]", "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}),
+    );
     std::fs::write(copy.join("tokenizer.json"), tokenizer.to_string()).unwrap();
     let mut args = tiny(&dir);
     let at = args.iter().position(|a| a == "--model").unwrap();
@@ -320,6 +346,79 @@ fn limits_of_the_model_and_tokenizer_and_r_are_checked_at_load() {
     assert!(!dir.join("config.toml").exists(), "nothing was started");
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(copy);
+}
+
+#[test]
+fn resume_refuses_a_train_file_changed_since_the_run_started() {
+    let dir = tmp("inputs");
+    let root = tmp("inputs-data");
+    let sst = root.join("glue/SST-2");
+    std::fs::create_dir_all(&sst).unwrap();
+    for file in ["train.tsv", "dev.tsv"] {
+        std::fs::copy(
+            common::shared().join("datasets/glue/SST-2").join(file),
+            sst.join(file),
+        )
+        .unwrap();
+    }
+    let mut args = tiny(&dir);
+    let at = args.iter().position(|a| a == "--data-root").unwrap();
+    args[at + 1] = root.display().to_string();
+    args.extend(["--stop-after-steps".into(), "1".into()]);
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let recorded = json(&dir.join("inputs.json"));
+    let names: Vec<&str> = recorded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "train.tsv",
+            "dev.tsv"
+        ]
+    );
+    // Every label flipped: same size, other content.
+    let train = sst.join("train.tsv");
+    let text = std::fs::read_to_string(&train).unwrap();
+    let flipped: String = text
+        .lines()
+        .map(|l| match l.strip_suffix('0') {
+            Some(rest) if rest.ends_with('\t') => format!("{rest}1\n"),
+            _ => match l.strip_suffix('1') {
+                Some(rest) if rest.ends_with('\t') => format!("{rest}0\n"),
+                _ => format!("{l}\n"),
+            },
+        })
+        .collect();
+    assert_eq!(flipped.len(), text.len());
+    std::fs::write(&train, flipped).unwrap();
+    let (code, _, stderr) = run(&[
+        "--resume".into(),
+        dir.display().to_string(),
+        "--display".into(),
+        "plain".into(),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: --resume {}: {} is not the file the run started with (same size, SHA-256 ",
+            dir.display(),
+            train.display()
+        )) && stderr.contains(&format!(
+            "recorded in {}); resume with the same model and data, or start a new run",
+            dir.join("inputs.json").display()
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(root);
 }
 
 #[test]
@@ -391,7 +490,10 @@ fn a_kill_at_every_rename_of_the_checkpoint_writer_resumes_to_the_uninterrupted_
         let reopened = CheckpointStore::new(dir.clone(), 2);
         let (step, bytes) = newest(&reopened);
         if let Some(&committed) = (kill_at / 2).checked_sub(1).and_then(|i| steps.get(i)) {
-            assert!(step >= committed, "kill at {kill_at}: resumed at {step} < {committed}");
+            assert!(
+                step >= committed,
+                "kill at {kill_at}: resumed at {step} < {committed}"
+            );
         }
         assert_eq!(bytes, step.to_le_bytes().repeat(64), "kill at {kill_at}");
         // Continuing from there reaches the uninterrupted end.

@@ -20,9 +20,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         ConvertDtype::Bf16 => FloatDType::BF16,
         ConvertDtype::F16 => FloatDType::F16,
     };
-    let report = super::output::write_output(&args.out, args.force, |dir| {
-        Ok(convert(&gguf, dir, dtype)?)
-    })?;
+    let report =
+        super::output::write_output(&args.out, args.force, |dir| Ok(convert(&gguf, dir, dtype)?))?;
     println!(
         "converted {} ({} tensors, {:?}) to {} ({} files)",
         gguf.display(),

@@ -13,7 +13,10 @@ use anyhow::{bail, Context};
 /// file, or unreadable.
 pub fn check_out(out: &Path, force: bool, force_flag: bool) -> anyhow::Result<()> {
     if out.exists() && !out.is_dir() {
-        bail!("--out {}: a file is in the way; expected a folder", out.display());
+        bail!(
+            "--out {}: a file is in the way; expected a folder",
+            out.display()
+        );
     }
     if !out.is_dir() || force {
         return Ok(());

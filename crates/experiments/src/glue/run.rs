@@ -202,11 +202,17 @@ fn print_plan(
 /// task's train and dev files.
 fn input_files(config: &GlueConfig) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let model_dir = models::hub::resolve_model(&config.model, None)?;
-    let mut files = vec![model_dir.join("config.json"), model_dir.join("tokenizer.json")];
+    let mut files = vec![
+        model_dir.join("config.json"),
+        model_dir.join("tokenizer.json"),
+    ];
     let mut weights: Vec<std::path::PathBuf> = std::fs::read_dir(&model_dir)
         .with_context(|| format!("listing {}", model_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors" || x == "bin"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "safetensors" || x == "bin")
+        })
         .collect();
     weights.sort();
     files.extend(weights);

@@ -42,9 +42,14 @@ impl FileFingerprint {
     /// # Errors
     /// The file cannot be read (naming it).
     pub fn of(path: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
         let size = file.metadata()?.len();
-        let limit = if size <= FULL_HASH_LIMIT { size } else { HEAD_BYTES };
+        let limit = if size <= FULL_HASH_LIMIT {
+            size
+        } else {
+            HEAD_BYTES
+        };
         let mut hasher = Sha256::new();
         let mut reader = file.take(limit);
         let mut buffer = vec![0u8; 1 << 16];
@@ -57,7 +62,11 @@ impl FileFingerprint {
             }
             hasher.update(&buffer[..n]);
         }
-        let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(Self {
             name: path
                 .file_name()
@@ -103,14 +112,21 @@ pub fn verify(run: &RunDir, files: &[PathBuf]) -> anyhow::Result<()> {
     let recorded: Vec<FileFingerprint> = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: invalid record of the run's inputs", path.display()))?;
     for old in &recorded {
-        let Some(file) = files.iter().find(|f| f.file_name().is_some_and(|n| *n == *old.name)) else {
+        let Some(file) = files
+            .iter()
+            .find(|f| f.file_name().is_some_and(|n| *n == *old.name))
+        else {
             continue;
         };
         let now = FileFingerprint::of(file)?;
         let what = if now.size != old.size {
             format!("{} bytes then, {} now", old.size, now.size)
         } else if now.sha256 != old.sha256 {
-            format!("same size, SHA-256 {} then, {} now", short(&old.sha256), short(&now.sha256))
+            format!(
+                "same size, SHA-256 {} then, {} now",
+                short(&old.sha256),
+                short(&now.sha256)
+            )
         } else {
             continue;
         };

@@ -72,7 +72,8 @@ pub fn check_adapter_plan<B: Backend, H: AdapterHost<B>>(
         }
         let spec = selector.spec_for(layer.path());
         let (d_in, d_out) = (layer.d_input(), layer.d_output());
-        let wide = matches!(spec.kind(), AdapterKind::Bone | AdapterKind::Mini) && spec.rank() > d_in;
+        let wide =
+            matches!(spec.kind(), AdapterKind::Bone | AdapterKind::Mini) && spec.rank() > d_in;
         if wide && too_wide.is_none() {
             too_wide = Some((layer.path().to_string(), spec.rank(), d_in));
         }

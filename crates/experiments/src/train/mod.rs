@@ -29,8 +29,8 @@ mod task;
 mod trainer;
 
 pub use checkpoint::{
-    write_synced, CheckpointStore, Found, FAULT_ENV, FAULT_EXIT, MANIFEST_FILE, OPTIMIZER_FILE, STATE_FILE,
-    TRAINABLE_DIR,
+    write_synced, CheckpointStore, Found, FAULT_ENV, FAULT_EXIT, MANIFEST_FILE, OPTIMIZER_FILE,
+    STATE_FILE, TRAINABLE_DIR,
 };
 pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
 pub use lock::{RunLock, LOCK_FILE};

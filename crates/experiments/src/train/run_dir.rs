@@ -212,7 +212,9 @@ fn temp_owner(name: &str) -> Option<String> {
     if rest == "best.tmp" || rest == "best.old" {
         return Some("an earlier process".into());
     }
-    let (_, pid) = rest.rsplit_once(".tmp-").or_else(|| rest.rsplit_once(".old-"))?;
+    let (_, pid) = rest
+        .rsplit_once(".tmp-")
+        .or_else(|| rest.rsplit_once(".old-"))?;
     let pid: u32 = pid.parse().ok()?;
     let state = if super::lock::pid_alive(pid) {
         ""

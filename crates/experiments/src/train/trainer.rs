@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use burn::lr_scheduler::LrScheduler;
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
 use burn::module::{ModuleVisitor, Param};
+use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 use burn::train::{
     InferenceStep, Learner, SupervisedLearningStrategy, SupervisedTrainingEventProcessor,
     TrainLoader, TrainStep, TrainingComponents, ValidLoader,
@@ -221,8 +221,12 @@ where
             let record = <O as Optimizer<M, B>>::to_record(&*self.optimizer.lock());
             // Serialised in memory and written with std I/O, so a full disk or a failing
             // write reports the OS error ("No space left on device"), naming the file.
-            let bytes = Recorder::<B>::record(&NamedMpkBytesRecorder::<FullPrecisionSettings>::new(), record, ())
-                .context("serialising the optimiser state")?;
+            let bytes = Recorder::<B>::record(
+                &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+                record,
+                (),
+            )
+            .context("serialising the optimiser state")?;
             write_synced(&dir.join(optimizer_file_name()), &bytes)
         })?;
         self.lock_outcome().last_checkpoint = Some(path.clone());
@@ -397,9 +401,14 @@ pub fn first_non_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> 
                 return;
             }
             let value = param.val();
-            let all_finite = value.clone().is_finite().all().into_scalar();
-            if !burn::tensor::ElementConversion::elem::<bool>(all_finite) {
-                self.bad = Some(format!("parameter {} of shape {:?}", param.id, value.dims()));
+            let count = value.shape().num_elements();
+            let finite = value.clone().is_finite().int().sum().into_scalar();
+            if burn::tensor::ElementConversion::elem::<i64>(finite) != count as i64 {
+                self.bad = Some(format!(
+                    "parameter {} of shape {:?}",
+                    param.id,
+                    value.dims()
+                ));
             }
         }
     }
