@@ -504,3 +504,56 @@ fn a_kill_at_every_rename_of_the_checkpoint_writer_resumes_to_the_uninterrupted_
     }
     let _ = std::fs::remove_dir_all(reference);
 }
+
+#[test]
+fn bone_outputs_never_overwrite_what_the_user_had() {
+    let bone = env!("CARGO_BIN_EXE_bone");
+    let dir = tmp("outputs");
+    let mine = dir.join("lora");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("adapter_config.json"), "mine").unwrap();
+    let (model, adapter) = (
+        common::shared_arg("models/stories260K"),
+        common::shared_arg("golden/peft_mini_stories260k"),
+    );
+    let convert = |out: &Path| {
+        vec![
+            "convert-adapter".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--adapter".into(),
+            adapter.clone(),
+            "--to".into(),
+            "lora".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let args = convert(&mine);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = common::fails(bone, &args, 1);
+    assert!(
+        err.contains(&format!(
+            "--out {}: the folder already holds files; choose a new or empty folder",
+            mine.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("adapter_config.json")).unwrap(),
+        "mine"
+    );
+    // Into a new folder: complete, and no temporary folder is left beside it.
+    let fresh = dir.join("fresh");
+    let args = convert(&fresh);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::ok(bone, &args);
+    assert!(fresh.join("adapter_model.safetensors").is_file());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fresh", "lora"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
