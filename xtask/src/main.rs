@@ -9,6 +9,8 @@
 //!   bounded time, results in one folder.
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
+//! - `cargo xtask fuzz [--secs N]` — the parsers of user files fuzzed for N seconds each
+//!   (see `fuzz.rs`).
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
 //!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
@@ -19,6 +21,7 @@
 mod assets;
 
 mod child;
+mod fuzz;
 mod gpu;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("gpu") => gpu::gpu(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -54,6 +58,8 @@ const HELP: &str = "usage: cargo xtask <task>
 tasks:
   ci [--skip STEP]...     fmt, clippy, test (ndarray), examples (run each), wgpu (adapter tests on WGPU), cuda (cargo check),
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
+  fuzz [--secs N]         fuzz the parsers of user files (safetensors, config.json, adapter_config.json,
+                          TSV, JSONL, GGUF) for N seconds each (default 30): no panic, bounded memory
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
   assets --download [--to DIR]

@@ -423,3 +423,85 @@ fn a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
         );
     }
 }
+
+/// Restores the run in `dir` and returns the error it must fail with.
+fn restore_error(dir: &Path) -> String {
+    let config = AdapterConfig::from_spec(&AdapterSpec::bone(4), TargetModules::names(&["layer"]));
+    let task = ToyTask {
+        data: items(None),
+        batch_size: 8,
+        seed: 5,
+        config: config.clone(),
+    };
+    let optimizer = SharedOptimizer::new(
+        AdamWConfig::new()
+            .with_weight_decay(0.01)
+            .init::<AD, Toy<AD>>(),
+    );
+    let run_dir = RunDir::open(dir).unwrap();
+    match Trainer::restore(
+        &task,
+        &run_dir,
+        fresh_model(&config),
+        &optimizer,
+        "toy",
+        &Default::default(),
+    ) {
+        Ok(_) => panic!("{} restored", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn a_missing_or_truncated_optimizer_state_is_named() {
+    let dir = tmp("optimizer-state");
+    let (_, outcome) = run(&dir, false, Some(5), None);
+    let ckpt = outcome.last_checkpoint.expect("a checkpoint at step 5");
+    // As a checkpoint of an earlier version (no manifest to catch the damage first).
+    std::fs::remove_file(ckpt.join("manifest.json")).unwrap();
+    let file = ckpt.join("optimizer.mpk");
+    let bytes = std::fs::read(&file).unwrap();
+    let half = bytes.len() / 2;
+    std::fs::write(&file, &bytes[..half]).unwrap();
+    let err = restore_error(&dir);
+    assert!(
+        err.starts_with(&format!(
+            "the optimiser state {} is truncated or corrupt ({half} bytes): ",
+            file.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(
+        restore_error(&dir),
+        format!("the optimiser state {} is missing", file.display())
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_model_with_a_non_finite_value_is_found_before_it_is_saved_as_best() {
+    let config = AdapterConfig::from_spec(&AdapterSpec::bone(4), TargetModules::names(&["layer"]));
+    let model = fresh_model(&config);
+    assert_eq!(experiments::train::first_non_finite::<AD, _>(&model), None);
+    let device = Default::default();
+    let mut weights = vec![0.5f32; 16];
+    weights[3] = f32::INFINITY;
+    let diverged = Toy::<AD> {
+        layer: AdaptedLinear::new(
+            Linear {
+                weight: Param::from_tensor(Tensor::from_data(
+                    TensorData::new(weights, [8, 2]),
+                    &device,
+                )),
+                bias: None,
+            },
+            "layer",
+        ),
+    };
+    let bad = experiments::train::first_non_finite::<AD, _>(&diverged).expect("found");
+    assert!(
+        bad.starts_with("parameter ") && bad.ends_with(" of shape [8, 2]"),
+        "{bad}"
+    );
+}

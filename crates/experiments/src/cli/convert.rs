@@ -7,12 +7,7 @@ use models::gguf::convert::convert;
 use super::{ConvertArgs, ConvertDtype};
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
-    if args.out.is_dir() && !args.force && std::fs::read_dir(&args.out)?.next().is_some() {
-        bail!(
-            "{} already holds files; pass --force to write into it",
-            args.out.display()
-        );
-    }
+    super::output::check_out(&args.out, args.force, true)?;
     let gguf = match models::gguf::locate(&args.gguf, "config.json")? {
         Some(file) => file,
         None => bail!(
@@ -25,7 +20,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         ConvertDtype::Bf16 => FloatDType::BF16,
         ConvertDtype::F16 => FloatDType::F16,
     };
-    let report = convert(&gguf, &args.out, dtype)?;
+    let report =
+        super::output::write_output(&args.out, args.force, |dir| Ok(convert(&gguf, dir, dtype)?))?;
     println!(
         "converted {} ({} tensors, {:?}) to {} ({} files)",
         gguf.display(),

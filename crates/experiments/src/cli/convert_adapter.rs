@@ -15,6 +15,7 @@ pub fn run<B: Backend>(args: ConvertAdapterArgs, device: &B::Device) -> anyhow::
     if args.to != "lora" {
         bail!("--to {}: only `lora` is supported", args.to);
     }
+    super::output::check_out(&args.out, false, false)?;
     let model_args = ModelArgs {
         model: args.model.clone(),
         adapter: Some(args.adapter.clone()),
@@ -74,15 +75,15 @@ pub fn run<B: Backend>(args: ConvertAdapterArgs, device: &B::Device) -> anyhow::
     config.base_model_name_or_path = source.config.base_model_name_or_path.clone();
     config.auto_mapping = source.config.auto_mapping.clone();
     config.modules_to_save = source.config.modules_to_save.clone();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    save_adapter(
-        &loaded.model,
-        LORA_NAME,
-        &config,
-        &args.out,
-        &source.extra_tensors,
-    )?;
+    super::output::write_output(&args.out, false, |dir| {
+        Ok(save_adapter(
+            &loaded.model,
+            LORA_NAME,
+            &config,
+            dir,
+            &source.extra_tensors,
+        )?)
+    })?;
     println!(
         "converted {} adapter ({}, r={}) on {layers} layers to LoRA r={rank} (lora_alpha={rank}, scale 1): {}, relative error {worst:.3e}; wrote {}",
         source.config.peft_type.as_str(),

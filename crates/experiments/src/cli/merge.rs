@@ -1,6 +1,6 @@
 //! `bone merge`: adapter merged into the base weights, written as a checkpoint folder.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bone_module::AdapterHostExt;
 use burn::tensor::backend::Backend;
 use models::export::save_pretrained;
@@ -9,18 +9,7 @@ use super::common::{ModelArgs, Precision};
 use super::MergeArgs;
 
 pub fn run<B: Backend>(args: MergeArgs, device: &B::Device) -> anyhow::Result<()> {
-    if args.out.is_dir() && !args.force {
-        let non_empty = std::fs::read_dir(&args.out)
-            .with_context(|| format!("reading {}", args.out.display()))?
-            .next()
-            .is_some();
-        if non_empty {
-            bail!(
-                "{} already holds files; pass --force to write into it",
-                args.out.display()
-            );
-        }
-    }
+    super::output::check_out(&args.out, args.force, true)?;
     let model_args = ModelArgs {
         model: args.model.clone(),
         adapter: Some(args.adapter.clone()),
@@ -31,7 +20,9 @@ pub fn run<B: Backend>(args: MergeArgs, device: &B::Device) -> anyhow::Result<()
     let adapter = loaded.adapter.take().context("an adapter was loaded")?;
     let reports = loaded.model.merge_adapters(None, !args.unsafe_merge)?;
     let merged = reports.iter().filter(|r| !r.merged.is_empty()).count();
-    let report = save_pretrained(&loaded.model, &args.out)?;
+    let report = super::output::write_output(&args.out, args.force, |dir| {
+        Ok(save_pretrained(&loaded.model, dir)?)
+    })?;
     println!(
         "merged {} adapter ({}, r={}) into {merged} layers of {} ({}); wrote {} tensors to {} ({} files copied)",
         adapter.config.peft_type.as_str(),

@@ -10,6 +10,7 @@ mod forward;
 mod generate;
 mod inspect;
 mod merge;
+mod output;
 
 use std::path::PathBuf;
 

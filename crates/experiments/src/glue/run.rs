@@ -26,6 +26,7 @@ use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::{BackendJob, BackendKind};
 use crate::train::job::default_hint;
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
+use crate::train::limits;
 use crate::train::{
     default_step_threads, keep_products_on_step_threads, with_stable_param_ids, MetricGoal,
     MetricKey, ProgressDisplay, RunDir, TrainerOptions, Training,
@@ -103,8 +104,8 @@ fn run_glue<B: AutodiffBackend>(
         .unwrap_or_else(|| default_step_threads(backend));
     keep_products_on_step_threads(backend, step_threads);
     let (train, dev) = load_examples(config)?;
-    let prepared = prepare_model::<B>(config, step_threads, &device)?;
-    let batcher = batcher(config, prepared.model.inner.encoder.config().pad_id())?;
+    let prepared = prepare_model::<B>(config, step_threads, job.control.force_r, &device)?;
+    let batcher = batcher(config, prepared.model.inner.encoder.config())?;
     let train_encoded = batcher.encode_all(&train)?;
     let dev_encoded = batcher.encode_all(&dev)?;
     let task_data = Arc::new(GlueTrainTask::<B> {
@@ -117,6 +118,7 @@ fn run_glue<B: AutodiffBackend>(
         adapter: prepared.adapter.clone(),
         device: device.clone(),
         step_threads,
+        inputs: input_files(config)?,
     });
     let valid_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.batch_size.max(32))
@@ -196,6 +198,31 @@ fn print_plan(
     );
 }
 
+/// The files a run reads: the model's config.json, tokenizer.json and weights, and the
+/// task's train and dev files.
+fn input_files(config: &GlueConfig) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let model_dir = models::hub::resolve_model(&config.model, None)?;
+    let mut files = vec![
+        model_dir.join("config.json"),
+        model_dir.join("tokenizer.json"),
+    ];
+    let mut weights: Vec<std::path::PathBuf> = std::fs::read_dir(&model_dir)
+        .with_context(|| format!("listing {}", model_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "safetensors" || x == "bin")
+        })
+        .collect();
+    weights.sort();
+    files.extend(weights);
+    let root = DataRoot::resolve(config.data_root.as_deref());
+    for split in [GlueSplit::Train, GlueSplit::Dev] {
+        files.push(root.file(&config.task.relative_path(split)?)?);
+    }
+    Ok(files)
+}
+
 /// The training examples (a random subset of `max_train_samples`, drawn with the seed: the
 /// same on every backend) and the first `max_eval_samples` dev examples.
 fn load_examples(config: &GlueConfig) -> anyhow::Result<(Vec<GlueExample>, Vec<GlueExample>)> {
@@ -226,6 +253,7 @@ fn load_examples(config: &GlueConfig) -> anyhow::Result<(Vec<GlueExample>, Vec<G
 fn prepare_model<B: AutodiffBackend>(
     config: &GlueConfig,
     step_threads: usize,
+    force_r: bool,
     device: &B::Device,
 ) -> anyhow::Result<Prepared<B>> {
     let model_dir = &models::hub::resolve_model(&config.model, None)?;
@@ -244,6 +272,7 @@ fn prepare_model<B: AutodiffBackend>(
     let mut inner =
         SequenceClassificationModel::<B>::from_pretrained(model_dir, &classifier_options, device)
             .with_context(|| format!("loading --model {}", model_dir.display()))?;
+    limits::check_max_seq_len(config.max_seq_len, inner.encoder.max_input_len(), model_dir)?;
     let family = inner.family();
     let adapter = if config.method.has_adapter() {
         let spec = match config.method {
@@ -259,6 +288,7 @@ fn prepare_model<B: AutodiffBackend>(
         };
         let mut adapter_config = AdapterConfig::from_spec(&spec, targets);
         adapter_config.base_model_name_or_path = Some(model_dir.display().to_string());
+        limits::check_adapter_plan(&inner, &adapter_config, force_r)?;
         inner
             .add_adapter(ADAPTER_NAME, &adapter_config, device)
             .context("attaching the adapter")?;
@@ -282,9 +312,21 @@ fn prepare_model<B: AutodiffBackend>(
     })
 }
 
-/// The tokenising batcher of `--model` (its `tokenizer.json`).
-fn batcher(config: &GlueConfig, pad_id: u32) -> anyhow::Result<ClassificationBatcher> {
-    let tokenizer = load_tokenizer(&config.model.join("tokenizer.json"))?;
+/// The tokenising batcher of `--model` (its `tokenizer.json`), checked against the model's
+/// vocabulary.
+fn batcher(
+    config: &GlueConfig,
+    model: &models::EncoderConfig,
+) -> anyhow::Result<ClassificationBatcher> {
+    let path = config.model.join("tokenizer.json");
+    let tokenizer = load_tokenizer(&path)?;
+    limits::check_tokenizer_vocab(
+        tokenizer.get_vocab_size(true),
+        &path,
+        model.vocab_size,
+        &config.model,
+    )?;
+    let pad_id = model.pad_id();
     Ok(ClassificationBatcher::new(
         tokenizer,
         ClassificationBatcherConfig {

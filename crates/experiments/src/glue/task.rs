@@ -45,9 +45,15 @@ pub struct GlueTrainTask<B: AutodiffBackend> {
     pub device: B::Device,
     /// Threads a training step splits its batch over.
     pub step_threads: usize,
+    /// The files the run reads (fingerprinted for `--resume`).
+    pub inputs: Vec<std::path::PathBuf>,
 }
 
 impl<B: AutodiffBackend> TrainTask<B, GlueModel<B>> for GlueTrainTask<B> {
+    fn input_files(&self) -> Vec<std::path::PathBuf> {
+        self.inputs.clone()
+    }
+
     fn train_loader(
         &self,
         epoch: usize,

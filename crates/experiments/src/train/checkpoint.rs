@@ -366,8 +366,12 @@ fn is_checkpoint_name(name: &str) -> bool {
     parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
 }
 
-/// Writes `bytes` to `path` and syncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to `path` and syncs it; an I/O error (a full disk: "No space left on
+/// device") names the file.
+///
+/// # Errors
+/// The OS error of creating, writing or syncing the file.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)

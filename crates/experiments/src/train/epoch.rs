@@ -141,6 +141,9 @@ where
         if options.stop_after_steps == Some(pass.steps_this_process) {
             pass.interrupter.stop(Some("--stop-after-steps reached"));
         }
+        if super::signal::received().is_some() {
+            pass.interrupter.stop(Some("SIGINT/SIGTERM received"));
+        }
         let periodic = options.checkpoint_every > 0
             && step.is_multiple_of(options.checkpoint_every)
             && iteration < batches;

@@ -37,7 +37,8 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     /// Continue the interrupted run in this folder from its last checkpoint (flags given must
     /// match the run's config.toml). Exit status: 0 finished, 1 error, 3 interrupted before
-    /// the end (continue it with --resume).
+    /// the end (continue it with --resume), 130/143 stopped by SIGINT/SIGTERM (a checkpoint
+    /// is written first; a second signal exits at once).
     #[arg(long, value_name = "RUN_DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -110,6 +111,10 @@ pub struct TrainArgs {
     #[arg(long, hide = true)]
     #[serde(skip)]
     pub stop_after_steps: Option<usize>,
+    /// Build a Bone/mini adapter whose --r exceeds a targeted layer's input.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force_r: bool,
 }
 
 impl TrainArgs {
@@ -119,6 +124,7 @@ impl TrainArgs {
             resume: self.resume.is_some(),
             display: self.display,
             stop_after_steps: self.stop_after_steps,
+            force_r: self.force_r,
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct RunControl {
     pub display: DisplayChoice,
     /// `--stop-after-steps`.
     pub stop_after_steps: Option<usize>,
+    /// `--force-r`: skip the check of `r` against each layer's input.
+    pub force_r: bool,
 }
 
 /// A training job the scaffold runs.
@@ -160,7 +168,7 @@ pub trait TrainJob: BackendJob + Sized {
 }
 
 /// Exit status of a run interrupted before its end (`--stop-after-steps`, the TUI's quit):
-/// `--resume` continues it.
+/// `--resume` continues it. A run stopped by SIGINT or SIGTERM exits 130 or 143 instead.
 pub const INTERRUPTED_EXIT: u8 = 3;
 
 /// The configuration of a run: a new one from `defaults`, `--config` and the flags given
@@ -193,6 +201,7 @@ pub fn main<J: TrainJob, A: Serialize>(
     train: &TrainArgs,
     matches: &ArgMatches,
 ) -> ExitCode {
+    super::signal::install();
     let result = resolve(defaults, args, train, matches).and_then(|config| {
         let job = J::new(config.clone(), train.control());
         run_on(config.device(), job).map(|output| (config, output))
@@ -201,7 +210,10 @@ pub fn main<J: TrainJob, A: Serialize>(
         Ok((config, output)) => {
             J::report(&config, &output);
             if J::interrupted(&output) {
-                ExitCode::from(INTERRUPTED_EXIT)
+                // Stopped by SIGINT/SIGTERM: the shell's status of that signal (130, 143).
+                let status = super::signal::received()
+                    .map_or(INTERRUPTED_EXIT, |s| super::signal::exit_status(s) as u8);
+                ExitCode::from(status)
             } else {
                 ExitCode::SUCCESS
             }
@@ -367,7 +379,7 @@ impl RunSummary {
 /// An I/O error.
 pub fn write_summary<S: Serialize>(run: &RunDir, summary: &S) -> anyhow::Result<()> {
     bone_io::fs::write_atomic(
-        &run.root().join("summary.json"),
+        &run.summary_json(),
         serde_json::to_string_pretty(summary)?.as_bytes(),
     )?;
     Ok(())

@@ -11,8 +11,11 @@
 mod checkpoint;
 pub mod config;
 mod epoch;
+pub mod inputs;
 pub mod job;
 mod launch;
+pub mod limits;
+mod lock;
 mod optim;
 mod parallel;
 mod renderer;
@@ -20,15 +23,17 @@ mod report;
 mod resume;
 mod run_dir;
 mod schedule;
+pub mod signal;
 mod state;
 mod task;
 mod trainer;
 
 pub use checkpoint::{
-    CheckpointStore, Found, FAULT_ENV, FAULT_EXIT, MANIFEST_FILE, OPTIMIZER_FILE, STATE_FILE,
-    TRAINABLE_DIR,
+    write_synced, CheckpointStore, Found, FAULT_ENV, FAULT_EXIT, MANIFEST_FILE, OPTIMIZER_FILE,
+    STATE_FILE, TRAINABLE_DIR,
 };
 pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
+pub use lock::{RunLock, LOCK_FILE};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use parallel::{default_step_threads, keep_products_on_step_threads, parallel_step, PartRows};
 pub use renderer::QuietRenderer;
@@ -38,4 +43,4 @@ pub use run_dir::RunDir;
 pub use schedule::{DecayKind, WarmupDecay};
 pub use state::{Best, EpochRecord, StepRecord, TrainerState};
 pub use task::{Evaluation, MetricGoal, MetricKey, TrainTask};
-pub use trainer::{Outcome, Trainer, TrainerOptions};
+pub use trainer::{first_non_finite, Outcome, Trainer, TrainerOptions};

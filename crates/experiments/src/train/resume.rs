@@ -50,7 +50,8 @@ pub fn resumable(run: &RunDir, fingerprint: &str) -> anyhow::Result<Found> {
 
 /// Fails when `out` cannot take the run: without `resume`, a folder that already holds a run;
 /// with it, a missing folder or checkpoint, a checkpoint of other settings, or a run that
-/// already finished.
+/// already finished and wrote its outputs (one killed after its final checkpoint but before
+/// `metrics.json` or `summary.json` may resume: it writes them).
 ///
 /// # Errors
 /// As above, each naming the folder and what to do.
@@ -60,7 +61,7 @@ pub fn check_run_folder(out: &Path, resume: bool, fingerprint: &str) -> anyhow::
     }
     let run = RunDir::open(out)?;
     let (_, state) = resumable_checkpoint(&run, fingerprint)?;
-    if state.finished {
+    if state.finished && run.outputs_complete() {
         bail!(
             "--resume {}: the run already finished ({} steps); its adapter is in {}",
             out.display(),

@@ -12,7 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context};
+
+use super::lock::{RunLock, LOCK_FILE};
 
 /// The resolved configuration's file in a run folder.
 const CONFIG_FILE: &str = "config.toml";
@@ -21,6 +25,8 @@ const CONFIG_FILE: &str = "config.toml";
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    /// The exclusive lock on the folder, held while any clone lives (see [`RunLock`]).
+    lock: Option<Arc<RunLock>>,
 }
 
 impl RunDir {
@@ -32,6 +38,7 @@ impl RunDir {
         Self::check_new(root)?;
         let run = Self {
             root: root.to_path_buf(),
+            lock: None,
         };
         if run.config_path().exists() {
             eprintln!(
@@ -56,6 +63,7 @@ impl RunDir {
         if root.join(CONFIG_FILE).exists() {
             let run = Self {
                 root: root.to_path_buf(),
+                lock: None,
             };
             if !run.has_checkpoint() {
                 return Ok(());
@@ -66,7 +74,11 @@ impl RunDir {
                 root.display()
             );
         }
-        if let Ok(mut entries) = std::fs::read_dir(root) {
+        if let Ok(entries) = std::fs::read_dir(root) {
+            // The lock file is this run's own (taken before the folder is checked again).
+            let mut entries = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name() != LOCK_FILE);
             if entries.next().is_some() {
                 bail!(
                     "--out {}: the folder is not empty and holds no run (no config.toml); \
@@ -96,6 +108,7 @@ impl RunDir {
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         let run = Self {
             root: root.to_path_buf(),
+            lock: None,
         };
         if !root.is_dir() {
             bail!("--resume {}: no such folder", root.display());
@@ -107,6 +120,52 @@ impl RunDir {
             );
         }
         Ok(run)
+    }
+
+    /// This folder holding `lock` (kept until the last clone is dropped).
+    pub fn with_lock(mut self, lock: Arc<RunLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Removes the temporary files and folders killed processes left (checkpoints being
+    /// written, `latest` being replaced, `best/` being replaced), saying so for each. Call it
+    /// holding the lock: no other process can be writing them then.
+    pub fn remove_stale_temps(&self) {
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.filter_map(|e| e.ok()) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(owner) = temp_owner(&name) else {
+                    continue;
+                };
+                let path = entry.path();
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match removed {
+                    Ok(()) => eprintln!(
+                        "note: removed {} (left by {owner}, which stopped while writing it)",
+                        path.display()
+                    ),
+                    Err(e) => eprintln!("warning: cannot remove {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+
+    /// Whether a finished run wrote its final outputs (`metrics.json`, `summary.json`).
+    pub fn outputs_complete(&self) -> bool {
+        self.metrics_json().is_file() && self.summary_json().is_file()
+    }
+
+    /// `summary.json`.
+    pub fn summary_json(&self) -> PathBuf {
+        self.root.join("summary.json")
     }
 
     /// The folder itself.
@@ -143,4 +202,24 @@ impl RunDir {
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
     }
+}
+
+/// The writer of a temporary name (`.step-N.tmp-PID`, `.latest.tmp-PID`, `.best.tmp-PID`,
+/// `.best.old-PID`, or the PID-less `.best.tmp`/`.best.old` of earlier versions): "process
+/// PID" or "an earlier process"; `None` for any other name.
+fn temp_owner(name: &str) -> Option<String> {
+    let rest = name.strip_prefix('.')?;
+    if rest == "best.tmp" || rest == "best.old" {
+        return Some("an earlier process".into());
+    }
+    let (_, pid) = rest
+        .rsplit_once(".tmp-")
+        .or_else(|| rest.rsplit_once(".old-"))?;
+    let pid: u32 = pid.parse().ok()?;
+    let state = if super::lock::pid_alive(pid) {
+        ""
+    } else {
+        ", no longer running"
+    };
+    Some(format!("process {pid}{state}"))
 }

@@ -84,6 +84,12 @@ where
     M: TrainStep + AutodiffModule<B>,
     M::InnerModule: InferenceStep,
 {
+    /// The files the run reads (model config, tokenizer, weights, data): their fingerprints
+    /// are recorded when the run starts and `--resume` refuses a changed one. None by default.
+    fn input_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// Batches of training epoch `epoch` (1-based) in that epoch's shuffled order (a function
     /// of the seed and the epoch only), without its first `skip_batches` batches.
     fn train_loader(

@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use burn::lr_scheduler::LrScheduler;
 use burn::module::AutodiffModule;
+use burn::module::{ModuleVisitor, Param};
 use burn::optim::Optimizer;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 use burn::train::{
     InferenceStep, Learner, SupervisedLearningStrategy, SupervisedTrainingEventProcessor,
     TrainLoader, TrainStep, TrainingComponents, ValidLoader,
 };
 
-use super::checkpoint::{CheckpointStore, OPTIMIZER_FILE, TRAINABLE_DIR};
+use super::checkpoint::{write_synced, CheckpointStore, OPTIMIZER_FILE, TRAINABLE_DIR};
 use super::epoch::{Components, Pass};
+use super::lock::RunLock;
 use super::optim::SharedOptimizer;
 use super::resume::{check_run_folder, resumable};
 use super::run_dir::RunDir;
@@ -141,9 +144,7 @@ where
         let model = task
             .load_trainable(model, &path.join(TRAINABLE_DIR))
             .with_context(|| format!("loading the trainable tensors of {}", path.display()))?;
-        let record = NamedMpkFileRecorder::<FullPrecisionSettings>::new()
-            .load(path.join(OPTIMIZER_FILE), device)
-            .with_context(|| format!("loading the optimiser state of {}", path.display()))?;
+        let record = load_optimizer_record::<B, M, O>(&path, device)?;
         {
             let mut guard = optimizer.lock();
             let current = guard.clone();
@@ -176,16 +177,28 @@ where
         device: &B::Device,
     ) -> anyhow::Result<(RunDir, M, TrainerState)> {
         let fingerprint = super::config::fingerprint(config);
+        // Refuse a missing folder or (new run) a foreign one before creating the lock file in
+        // it; check in full holding the lock (another process may have changed it meanwhile).
+        if resume {
+            RunDir::open(out)?;
+        } else {
+            RunDir::check_new(out)?;
+        }
+        let lock = RunLock::acquire(out)?;
         check_run_folder(out, resume, &fingerprint)?;
         if resume {
-            let run = RunDir::open(out)?;
+            let run = RunDir::open(out)?.with_lock(lock);
+            super::inputs::verify(&run, &task.input_files())?;
+            run.remove_stale_temps();
             let (model, state) = Self::restore(task, &run, model, optimizer, &fingerprint, device)?;
             Ok((run, model, state))
         } else {
-            let run = RunDir::create(out)?;
+            let run = RunDir::create(out)?.with_lock(lock);
+            run.remove_stale_temps();
             let mut saved = config.clone();
             saved.set_out(out.to_path_buf());
             super::config::save(&saved, &run.config_path())?;
+            super::inputs::record(&run, &task.input_files())?;
             Ok((run, model, TrainerState::new(fingerprint, total_steps)))
         }
     }
@@ -206,24 +219,40 @@ where
         let path = self.store.save(state, |dir| {
             self.task.save_trainable(model, &dir.join(TRAINABLE_DIR))?;
             let record = <O as Optimizer<M, B>>::to_record(&*self.optimizer.lock());
-            NamedMpkFileRecorder::<FullPrecisionSettings>::new()
-                .record(record, dir.join(OPTIMIZER_FILE))
-                .context("writing the optimiser state")?;
-            Ok(())
+            // Serialised in memory and written with std I/O, so a full disk or a failing
+            // write reports the OS error ("No space left on device"), naming the file.
+            let bytes = Recorder::<B>::record(
+                &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+                record,
+                (),
+            )
+            .context("serialising the optimiser state")?;
+            write_synced(&dir.join(optimizer_file_name()), &bytes)
         })?;
         self.lock_outcome().last_checkpoint = Some(path.clone());
         Ok(path)
     }
 
     /// Writes the best adapter into `best/`, replacing the previous one only once complete.
+    ///
+    /// # Errors
+    /// A model with a non-finite value (a diverged update: never the best adapter), or an
+    /// I/O error.
     pub(super) fn save_best(&self, model: &M) -> anyhow::Result<()> {
+        if let Some(bad) = first_non_finite(model) {
+            anyhow::bail!(
+                "the model holds non-finite values ({bad}); it diverged and is not saved as the \
+                 best adapter"
+            );
+        }
         let best = self.run.best();
-        let tmp = self.run.root().join(".best.tmp");
+        let pid = std::process::id();
+        let tmp = self.run.root().join(format!(".best.tmp-{pid}"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
         self.task.save_trainable(model, &tmp)?;
-        let old = self.run.root().join(".best.old");
+        let old = self.run.root().join(format!(".best.old-{pid}"));
         if best.exists() {
             if old.exists() {
                 std::fs::remove_dir_all(&old)?;
@@ -285,6 +314,19 @@ where
             steps_this_process: 0,
         };
         let mut loader = Some(dataloader_train);
+        if state.finished {
+            // Killed after the final checkpoint, before the metric files: write them now.
+            self.say(&format!(
+                "the run finished ({} steps) but was stopped before writing its outputs; \
+                 writing them",
+                state.global_step
+            ));
+            if let Err(e) = super::report::write_metrics(&self.run, &state)
+                .and_then(|_| super::report::write_plot(&self.run, &state))
+            {
+                self.fail(format!("{e:#}"));
+            }
+        }
         while !state.finished && state.epoch <= self.options.epochs {
             let epoch_loader = loader
                 .take()
@@ -293,8 +335,84 @@ where
             if flow.is_break() {
                 break;
             }
+            // A signal during the evaluation: the epoch checkpoint just written is where the
+            // run stands.
+            if let Some(signal) = super::signal::received().filter(|_| !state.finished) {
+                self.lock_outcome().interrupted = true;
+                self.say(&format!(
+                    "{} after epoch {}: continue with `--resume {}`",
+                    super::signal::name(signal),
+                    state.epoch - 1,
+                    self.run.root().display()
+                ));
+                break;
+            }
         }
         self.lock_outcome().state = Some(state);
         (pass.learner.model(), pass.processor)
     }
+}
+
+/// `optimizer.mpk`: the file Burn's named MessagePack recorder writes for [`OPTIMIZER_FILE`].
+fn optimizer_file_name() -> String {
+    format!("{OPTIMIZER_FILE}.mpk")
+}
+
+/// The optimiser record of the checkpoint in `dir`.
+///
+/// # Errors
+/// A missing file (naming it), an I/O error, or a truncated or corrupt file (naming it).
+fn load_optimizer_record<B, M, O>(dir: &Path, device: &B::Device) -> anyhow::Result<O::Record>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let file = dir.join(optimizer_file_name());
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("the optimiser state {} is missing", file.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    Recorder::<B>::load(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        bytes,
+        device,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "the optimiser state {} is truncated or corrupt ({} bytes): {e}",
+            file.display(),
+            std::fs::metadata(&file).map_or(0, |m| m.len())
+        )
+    })
+}
+
+/// The first parameter of `model` holding a NaN or an infinity: its id and shape.
+pub fn first_non_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> Option<String> {
+    struct Finite {
+        bad: Option<String>,
+    }
+    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Finite {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if self.bad.is_some() {
+                return;
+            }
+            let value = param.val();
+            let count = value.shape().num_elements();
+            let finite = value.clone().is_finite().int().sum().into_scalar();
+            if burn::tensor::ElementConversion::elem::<i64>(finite) != count as i64 {
+                self.bad = Some(format!(
+                    "parameter {} of shape {:?}",
+                    param.id,
+                    value.dims()
+                ));
+            }
+        }
+    }
+    let mut visitor = Finite { bad: None };
+    model.visit(&mut visitor);
+    visitor.bad
 }
