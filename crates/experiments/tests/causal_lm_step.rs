@@ -13,8 +13,8 @@ use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::metamath::gsm8k_as_metamath;
 use data::{DataRoot, LoadOptions};
 use experiments::llama::{check_llama_folder, lm_batcher};
-use experiments::metamath::data::{encode, LmBatch, LmBatcher};
-use experiments::metamath::model::{scalar, CausalLmModel};
+use experiments::lm::data::{encode, LmBatch, LmBatcher};
+use experiments::lm::model::{scalar, CausalLmModel};
 use models::targets::all_block_linears;
 use models::{LlamaForCausalLM, ModelFamily};
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bone_io::tensors::read_safetensors;
-use experiments::metamath::MetamathConfig;
+use experiments::lm::LmConfig;
 
 use crate::common;
 use common::{adapter_values, json, ok, shared};
@@ -140,7 +140,7 @@ fn the_ci_slice_lowers_the_loss_and_writes_the_run_folder_and_a_peft_adapter() {
     ] {
         assert!(out.join(file).is_file(), "missing {file}");
     }
-    let saved: MetamathConfig = experiments::train::config::load(&out.join("config.toml")).unwrap();
+    let saved: LmConfig = experiments::train::config::load(&out.join("config.toml")).unwrap();
     assert_eq!((saved.r, saved.epochs, saved.max_seq_len), (64, 3, 256));
 
     // The loss on the training slice falls from epoch to epoch, and so does the dev loss.
@@ -417,8 +417,7 @@ fn bad_input_fails_with_a_clear_message() {
     // --resume checks the saved configuration.
     let run_dir = dir.join("saved");
     std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
-    experiments::train::config::save(&MetamathConfig::defaults(), &run_dir.join("config.toml"))
-        .unwrap();
+    experiments::train::config::save(&LmConfig::defaults(), &run_dir.join("config.toml")).unwrap();
     let resume = run_dir.to_str().unwrap();
     let err = fails(&["--resume", resume, "--method", "lora", "--epochs", "1"]);
     assert!(
