@@ -10,6 +10,8 @@ mod bone_cli;
 #[path = "causal_lm_step.rs"]
 mod causal_lm_step;
 mod common;
+#[path = "chat_cli.rs"]
+mod chat_cli;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]
@@ -18,5 +20,7 @@ mod glue_step;
 mod gsm8k_eval_cli;
 #[path = "metamath_cli.rs"]
 mod metamath_cli;
+#[path = "sft_cli.rs"]
+mod sft_cli;
 #[path = "trainer.rs"]
 mod trainer;

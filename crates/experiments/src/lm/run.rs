@@ -1,5 +1,5 @@
-//! Running a MetaMath fine-tuning job end to end: data, model, the run folder, training, the
-//! summary.
+//! Running a causal-LM fine-tuning job (`metamath`, `sft`) end to end: data, model, the run
+//! folder, training, the summary.
 
 use std::sync::Arc;
 
@@ -120,7 +120,7 @@ impl LmSummary {
     }
 }
 
-/// A MetaMath run on some backend.
+/// A causal-LM run (`metamath` or `sft`) on some backend.
 pub struct LmJob {
     /// The resolved configuration.
     pub config: LmConfig,
@@ -163,7 +163,7 @@ fn run_job<B: AutodiffBackend>(
 
 /// Trains the decoder of `config` on the sequences `prepare` tokenises (called once the
 /// model folder and the run folder are checked); `run_config` is what the run folder saves
-/// and `--resume` checks (the MetaMath configuration itself, or the `sft` one). The
+/// and `--resume` checks (the run's own configuration). The
 /// training task, model, metrics and summary are the same for every causal-LM job.
 ///
 /// # Errors
