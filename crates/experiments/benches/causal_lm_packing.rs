@@ -98,10 +98,9 @@ fn main() {
     let sequences = sequences(&inner, options.examples);
     let tokens: usize = sequences.iter().map(|s| s.input_ids.len()).sum();
     let padded = LmBatcher::new(inner.clone(), options.micro);
-    let packer = PackedBatcher::new(
-        PackingConfig::new(options.seq_len).with_pad_id(inner.config().pad_id),
-    )
-    .expect("packing");
+    let packer =
+        PackedBatcher::new(PackingConfig::new(options.seq_len).with_pad_id(inner.config().pad_id))
+            .expect("packing");
     let packed = LmBatcher::packed(inner, packer, options.micro);
 
     let mut model = with_stable_param_ids(CausalLmModel {
@@ -151,15 +150,20 @@ fn main() {
             PathBuf::from,
         )
         .join("causal_lm.md");
-    update_section(&path, &format!("packing-{}", default_backend_name()), &table);
+    update_section(
+        &path,
+        &format!("packing-{}", default_backend_name()),
+        &table,
+    );
     println!("wrote {}", path.display());
 }
 
 /// The model with Bone r=64 (random init, so the gradients are not trivially zero) on all
 /// seven projections.
-fn bone_model(dir: &Path, device: &<IB as Backend>::Device) -> LlamaForCausalLM<AD> {
-    let mut llm = LlamaForCausalLM::<AD>::from_pretrained(dir, &models::LoadOptions::default(), device)
-        .expect("the model loads");
+fn bone_model(dir: &Path, device: &burn::tensor::Device<IB>) -> LlamaForCausalLM<AD> {
+    let mut llm =
+        LlamaForCausalLM::<AD>::from_pretrained(dir, &models::LoadOptions::default(), device)
+            .expect("the model loads");
     let spec = AdapterSpec::bone(64).with_random_init();
     let config = AdapterConfig::from_spec(&spec, all_block_linears(ModelFamily::Llama));
     llm.add_adapter("default", &config, device)

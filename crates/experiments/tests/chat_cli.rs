@@ -49,7 +49,12 @@ fn prompts(stderr: &str) -> Vec<String> {
     stderr
         .split("--- prompt ---\n")
         .skip(1)
-        .map(|p| p.split("\n--- end of prompt ---").next().unwrap().to_string())
+        .map(|p| {
+            p.split("\n--- end of prompt ---")
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 

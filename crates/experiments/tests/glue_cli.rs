@@ -701,14 +701,11 @@ fn eval_every_gives_a_dev_point_per_evaluation_and_the_best_of_them() {
     let out = tmp("eval-every");
     let mut args = slice(out.to_str().unwrap(), &model, &root);
     // One epoch of 4 steps, checkpoints and evaluations every 2: dev points at steps 2 and 4.
-    args.extend([
-        "--epochs",
-        "1",
-        "--checkpoint-every",
-        "2",
-        "--eval-every",
-        "2",
-    ]);
+    for (flag, value) in [("--epochs", "1"), ("--checkpoint-every", "2")] {
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+    }
+    args.extend(["--eval-every", "2"]);
     let stdout = ok("glue-sst2", &args);
     assert!(
         stdout.contains("step 2 (epoch 1/1, batch 2/4): train loss"),

@@ -151,7 +151,9 @@ fn bad_rows_templates_long_examples_and_empty_files_get_exact_messages() {
     );
     let (path, err) = run_on("empty.jsonl", "\n", &model);
     assert!(
-        err.contains(&format!("{path}: the file is empty; expected a JSON array or JSON Lines")),
+        err.contains(&format!(
+            "{path}: the file is empty; expected a JSON array or JSON Lines"
+        )),
         "{err}"
     );
     // A template that raises on a system message: the row's file:line and the template's words.
@@ -173,8 +175,10 @@ fn bad_rows_templates_long_examples_and_empty_files_get_exact_messages() {
 
     // Longer than --max-seq-len: cut to it and counted when a response token is left, dropped
     // and counted when the prompt alone fills it.
-    let long_answer = "The cat saw a big red ball and ran after it all day long in the sun. ".repeat(8);
-    let long_question = "Where did the little dog go after the rain stopped in the park? ".repeat(8);
+    let long_answer =
+        "The cat saw a big red ball and ran after it all day long in the sun. ".repeat(8);
+    let long_question =
+        "Where did the little dog go after the rain stopped in the park? ".repeat(8);
     let long = dir.join("long.jsonl");
     let mut text = chat_rows(8);
     text.push_str(&format!(
@@ -191,7 +195,9 @@ fn bad_rows_templates_long_examples_and_empty_files_get_exact_messages() {
     args.extend(["--eval-data", eval.to_str().unwrap(), "--samples", "0"]);
     let stdout = sft(&args);
     assert!(
-        stdout.contains(" 9 train / 2 held-out of 12 examples (1 truncated to 128 tokens, 1 dropped)"),
+        stdout.contains(
+            " 9 train / 2 held-out of 12 examples (1 truncated to 128 tokens, 1 dropped)"
+        ),
         "{stdout}"
     );
     std::fs::remove_dir_all(dir).unwrap();

@@ -9,9 +9,9 @@ mod assets_download;
 mod bone_cli;
 #[path = "causal_lm_step.rs"]
 mod causal_lm_step;
-mod common;
 #[path = "chat_cli.rs"]
 mod chat_cli;
+mod common;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]

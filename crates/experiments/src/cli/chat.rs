@@ -110,11 +110,6 @@ impl Conversation {
     pub fn assistant(&mut self, text: &str) {
         self.messages.push(Message::new(Role::Assistant, text));
     }
-
-    /// The messages so far.
-    pub fn messages(&self) -> &[Message] {
-        &self.messages
-    }
 }
 
 pub fn run<B: Backend>(args: ChatArgs, device: &B::Device) -> anyhow::Result<()> {
@@ -144,7 +139,10 @@ pub fn run<B: Backend>(args: ChatArgs, device: &B::Device) -> anyhow::Result<()>
     let stdin = std::io::stdin();
     let interactive = std::io::IsTerminal::is_terminal(&stdin);
     if interactive {
-        eprintln!("chatting with {}; an empty line or Ctrl-D ends, /reset forgets the conversation", model_dir.display());
+        eprintln!(
+            "chatting with {}; an empty line or Ctrl-D ends, /reset forgets the conversation",
+            model_dir.display()
+        );
     }
     let mut lines = stdin.lock().lines();
     loop {
@@ -243,6 +241,6 @@ mod tests {
              <|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWho are you?<|im_end|>\n\
              <|im_start|>assistant\n"
         );
-        assert_eq!(chat.messages().len(), 4);
+        assert_eq!(chat.messages.len(), 4);
     }
 }
