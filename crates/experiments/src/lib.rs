@@ -2,8 +2,11 @@
 //!
 //! - [`glue`]: `glue-sst2` and `glue`, fine-tuning BERT/RoBERTa on GLUE with Bone, Bat, LoRA,
 //!   the head alone or everything.
-//! - [`metamath`]: `metamath`, fine-tuning a LLaMA decoder on MetaMathQA (or GSM8K train)
-//!   with the loss on response tokens, gradient accumulation and checkpointing, half precision.
+//! - [`lm`]: the causal-LM fine-tuning job (a LLaMA decoder, the loss on response tokens,
+//!   gradient accumulation and checkpointing, packing, half precision, samples); `metamath`
+//!   and `sft` are its presets:
+//! - [`metamath`]: `metamath`, MetaMathQA (or GSM8K train) with the paper's defaults.
+//! - [`sft`]: `sft`, your own JSON / JSONL data with the model's chat template.
 //! - [`gsm8k_eval`]: `gsm8k-eval`, GSM8K accuracy by batched greedy generation.
 //! - [`cli`]: the `bone` tool (`forward`, `generate`, `merge`, `inspect`).
 //! - [`train`]: the resumable training loop on burn-train, checkpoints, schedules, reports.
@@ -15,6 +18,7 @@ pub mod device;
 pub mod glue;
 pub mod gsm8k_eval;
 pub mod llama;
+pub mod lm;
 pub mod metamath;
 pub mod sft;
 pub mod train;

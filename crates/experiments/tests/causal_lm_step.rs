@@ -1,5 +1,7 @@
 //! The causal-LM training step on stories260K: accumulating micro-batches gives the loss and
-//! the gradients of one large batch (token-weighted), and the evaluation step agrees.
+//! the gradients of one large batch (token-weighted), and the evaluation step agrees; a
+//! packed row (positions restarting per example, a block-diagonal causal mask) gives each
+//! example the loss and gradients it has alone.
 
 use std::path::Path;
 
@@ -7,14 +9,18 @@ use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{InferenceStep, TrainStep};
-use data::batcher::{EncodedSequence, PaddingSide};
+use data::batcher::{
+    EncodedSequence, PackedBatch, PackedBatcher, PackingConfig, PaddingSide, IGNORE_INDEX,
+};
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::metamath::gsm8k_as_metamath;
 use data::{DataRoot, LoadOptions};
 use experiments::llama::{check_llama_folder, lm_batcher};
-use experiments::metamath::data::{encode, LmBatch, LmBatcher};
-use experiments::metamath::model::{scalar, CausalLmModel};
+use experiments::lm::data::{encode, LmBatch, LmBatcher};
+use experiments::lm::model::{scalar, CausalLmModel};
+use models::llama::causal_lm_loss;
 use models::targets::all_block_linears;
 use models::{LlamaForCausalLM, ModelFamily};
 
@@ -87,6 +93,101 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
     let diff = ga
         .iter()
         .zip(&gb)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff <= 1e-4 * scale,
+        "gradients differ by {diff:e} (max {scale:e})"
+    );
+}
+
+#[test]
+fn a_packed_row_gives_each_example_the_loss_and_gradients_it_has_alone() {
+    let dir = shared().join("models/stories260K");
+    let device = Default::default();
+    let mut llm =
+        LlamaForCausalLM::<AD>::from_pretrained(&dir, &models::LoadOptions::default(), &device)
+            .unwrap();
+    let config = AdapterConfig::from_spec(
+        &AdapterSpec::bone(16).with_random_init(),
+        all_block_linears(ModelFamily::Llama),
+    );
+    llm.add_adapter("default", &config, &device).unwrap();
+    let model = CausalLmModel { inner: llm };
+    let llama = check_llama_folder(&dir, "--model").unwrap();
+    let inner = lm_batcher(&dir, &llama, 320, PaddingSide::Right).unwrap();
+    let seqs = sequences(&dir, 3);
+    let total_len: usize = seqs.iter().map(|s| s.input_ids.len()).sum();
+
+    // The three examples side by side in one row: positions restart, segments 1, 2, 3.
+    let packer = PackedBatcher::new(PackingConfig::new(total_len)).unwrap();
+    let packed = packer.pack(&seqs);
+    assert_eq!((packed.rows.len(), packed.report.tokens), (1, total_len));
+    let row = &packed.rows[0];
+    let starts: Vec<usize> = (0..row.position_ids.len())
+        .filter(|&i| row.position_ids[i] == 0)
+        .collect();
+    assert_eq!(starts.len(), 3);
+
+    // Each example alone (a batch of one, no padding): its loss, scored tokens, gradients.
+    let alone: Vec<(f64, usize, Vec<f32>)> = seqs
+        .iter()
+        .map(|s| {
+            let batch: LmBatch<AD> =
+                LmBatcher::new(inner.clone(), 1).batch(vec![s.clone()], &device);
+            let n = batch.target_tokens[0];
+            let out = TrainStep::step(&model, batch);
+            (scalar(&out.item.loss), n, flat_grads(&model, &out.grads))
+        })
+        .collect();
+
+    // Per example, its tokens' loss inside the packed row equals its loss alone.
+    let batch: PackedBatch<AD> = packer.collate(&packed.rows, &device);
+    let logits = model.inner.forward_packed(
+        batch.input_ids.clone(),
+        batch.position_ids.clone(),
+        batch.segment_ids.clone(),
+    );
+    for (k, (loss, _, _)) in alone.iter().enumerate() {
+        let labels: Vec<i64> = row
+            .labels
+            .iter()
+            .zip(&row.segment_ids)
+            .map(|(&l, &s)| if s == k as u32 + 1 { l } else { IGNORE_INDEX })
+            .collect();
+        let labels = Tensor::<AD, 2, Int>::from_data(
+            TensorData::new(labels, [1, row.labels.len()]),
+            &device,
+        );
+        let packed_loss = scalar(&causal_lm_loss(logits.clone(), labels).loss);
+        assert!(
+            (packed_loss - loss).abs() <= 1e-4 * loss,
+            "example {k}: packed {packed_loss} vs alone {loss}"
+        );
+    }
+
+    // The packed step: the token-weighted mean of the losses alone, and of their gradients.
+    let step: LmBatch<AD> = LmBatcher::packed(inner, packer, 4).batch(seqs, &device);
+    assert_eq!(step.parts.len(), 1);
+    assert_eq!(step.parts[0].dims(), [1, total_len]);
+    let n: usize = alone.iter().map(|a| a.1).sum();
+    assert_eq!(step.target_tokens, [n]);
+    let out = TrainStep::step(&model, step);
+    let want: f64 = alone.iter().map(|a| a.0 * a.1 as f64).sum::<f64>() / n as f64;
+    let got = scalar(&out.item.loss);
+    assert!((got - want).abs() <= 1e-4 * want, "packed {got} vs {want}");
+    let grads = flat_grads(&model, &out.grads);
+    let mut expected = vec![0f32; grads.len()];
+    for (_, tokens, g) in &alone {
+        let w = *tokens as f32 / n as f32;
+        for (e, v) in expected.iter_mut().zip(g) {
+            *e += w * v;
+        }
+    }
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    let diff = grads
+        .iter()
+        .zip(&expected)
         .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(
         diff <= 1e-4 * scale,

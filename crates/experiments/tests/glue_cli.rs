@@ -694,3 +694,51 @@ fn a_divergence_on_the_last_step_fails_and_saves_no_best_adapter() {
     assert!(!out.join("best").exists());
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn eval_every_gives_a_dev_point_per_evaluation_and_the_best_of_them() {
+    let (model, root) = (minilm(), data_root());
+    let out = tmp("eval-every");
+    let mut args = slice(out.to_str().unwrap(), &model, &root);
+    // One epoch of 4 steps, checkpoints and evaluations every 2: dev points at steps 2 and 4.
+    for (flag, value) in [("--epochs", "1"), ("--checkpoint-every", "2")] {
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+    }
+    args.extend(["--eval-every", "2"]);
+    let stdout = ok("glue-sst2", &args);
+    assert!(
+        stdout.contains("step 2 (epoch 1/1, batch 2/4): train loss"),
+        "{stdout}"
+    );
+    let metrics = json(&out.join("metrics.json"));
+    let points = metrics["epochs"].as_array().unwrap();
+    let steps: Vec<u64> = points
+        .iter()
+        .map(|e| e["global_step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [2, 4], "{metrics}");
+    let accuracies: Vec<f64> = points
+        .iter()
+        .map(|e| e["dev"]["accuracy"].as_f64().unwrap())
+        .collect();
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // The best adapter is the first evaluation with the highest accuracy, and best/ holds
+    // the weights the checkpoint of that step holds.
+    let best = &metrics["best"];
+    let top = accuracies.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let best_step = steps[accuracies.iter().position(|&a| a == top).unwrap()];
+    assert_eq!(best["value"].as_f64().unwrap(), top, "{metrics}");
+    assert_eq!(
+        best["global_step"].as_u64().unwrap(),
+        best_step,
+        "{metrics}"
+    );
+    let ckpt = out
+        .join("checkpoints")
+        .join(format!("step-{best_step:08}"))
+        .join(experiments::train::TRAINABLE_DIR);
+    assert_eq!(adapter_values(&out.join("best")), adapter_values(&ckpt));
+    std::fs::remove_dir_all(out).unwrap();
+}

@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use bone_io::tensors::read_safetensors;
-use experiments::metamath::MetamathConfig;
+use experiments::lm::LmConfig;
 
 use crate::common;
 use common::{adapter_values, json, ok, shared};
 
-fn stories() -> String {
+pub(crate) fn stories() -> String {
     common::shared_arg("models/stories260K")
 }
 
@@ -18,7 +18,7 @@ fn data_root() -> String {
     common::shared_arg("datasets")
 }
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     common::tmp("metamath-cli", name)
 }
 
@@ -140,7 +140,7 @@ fn the_ci_slice_lowers_the_loss_and_writes_the_run_folder_and_a_peft_adapter() {
     ] {
         assert!(out.join(file).is_file(), "missing {file}");
     }
-    let saved: MetamathConfig = experiments::train::config::load(&out.join("config.toml")).unwrap();
+    let saved: LmConfig = experiments::train::config::load(&out.join("config.toml")).unwrap();
     assert_eq!((saved.r, saved.epochs, saved.max_seq_len), (64, 3, 256));
 
     // The loss on the training slice falls from epoch to epoch, and so does the dev loss.
@@ -417,8 +417,7 @@ fn bad_input_fails_with_a_clear_message() {
     // --resume checks the saved configuration.
     let run_dir = dir.join("saved");
     std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
-    experiments::train::config::save(&MetamathConfig::defaults(), &run_dir.join("config.toml"))
-        .unwrap();
+    experiments::train::config::save(&LmConfig::defaults(), &run_dir.join("config.toml")).unwrap();
     let resume = run_dir.to_str().unwrap();
     let err = fails(&["--resume", resume, "--method", "lora", "--epochs", "1"]);
     assert!(
@@ -445,11 +444,11 @@ fn bad_input_fails_with_a_clear_message() {
 
 // ---- `sft`: the same training job on your own data ----
 
-fn sft(args: &[&str]) -> String {
+pub(crate) fn sft(args: &[&str]) -> String {
     common::ok(env!("CARGO_BIN_EXE_sft"), args)
 }
 
-fn sft_fails(args: &[&str]) -> String {
+pub(crate) fn sft_fails(args: &[&str]) -> String {
     common::fails(env!("CARGO_BIN_EXE_sft"), args, 1)
 }
 
@@ -464,7 +463,7 @@ const PAIRS: &[(&str, &str)] = &[
 ];
 
 /// `n` chat rows (`{"messages": …}`) cycling through [`PAIRS`].
-fn chat_rows(n: usize) -> String {
+pub(crate) fn chat_rows(n: usize) -> String {
     (0..n)
         .map(|i| {
             let (q, a) = PAIRS[i % PAIRS.len()];
@@ -476,7 +475,7 @@ fn chat_rows(n: usize) -> String {
 }
 
 /// `n` Alpaca rows cycling through [`PAIRS`].
-fn alpaca_rows(n: usize) -> String {
+pub(crate) fn alpaca_rows(n: usize) -> String {
     (0..n)
         .map(|i| {
             let (q, a) = PAIRS[i % PAIRS.len()];
@@ -486,7 +485,7 @@ fn alpaca_rows(n: usize) -> String {
 }
 
 /// A small `sft` run: micro-batches of 4 accumulated twice, lr 1e-3 constant.
-fn sft_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
+pub(crate) fn sft_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
         "--model",
         model,
@@ -515,7 +514,7 @@ fn sft_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
-fn step_losses(run: &Path) -> Vec<f64> {
+pub(crate) fn step_losses(run: &Path) -> Vec<f64> {
     json(&run.join("metrics.json"))["steps"]
         .as_array()
         .unwrap()

@@ -9,6 +9,8 @@ mod assets_download;
 mod bone_cli;
 #[path = "causal_lm_step.rs"]
 mod causal_lm_step;
+#[path = "chat_cli.rs"]
+mod chat_cli;
 mod common;
 #[path = "fuzz.rs"]
 mod fuzz;
@@ -22,5 +24,7 @@ mod gsm8k_eval_cli;
 mod metamath_cli;
 #[path = "robustness.rs"]
 mod robustness;
+#[path = "sft_cli.rs"]
+mod sft_cli;
 #[path = "trainer.rs"]
 mod trainer;

@@ -215,6 +215,7 @@ fn options(stop_after: Option<usize>) -> TrainerOptions {
     TrainerOptions {
         epochs: 3,
         checkpoint_every: 4,
+        eval_every: 0,
         keep_checkpoints: 2,
         log_every: 2,
         seed: 11,

@@ -62,6 +62,7 @@ impl super::Command {
         match self {
             Self::Forward(a) => a.model.resolve_hub_ids(),
             Self::Generate(a) => a.model.resolve_hub_ids(),
+            Self::Chat(a) => a.model.resolve_hub_ids(),
             Self::Inspect(a) => a.model.resolve_hub_ids(),
             Self::Merge(a) => {
                 a.model = models::hub::resolve_model(&a.model, None)?;

@@ -26,21 +26,7 @@ pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result
         .iter()
         .map(|p| tokenizer.encode(p, true))
         .collect::<models::Result<Vec<_>>>()?;
-    let config = GenerationConfig {
-        max_new_tokens: args.max_new_tokens,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        seed: args.seed,
-        eos_token_ids: if args.ignore_eos {
-            Some(Vec::new())
-        } else {
-            None
-        },
-        pad_token_id: tokenizer.special_tokens().pad,
-        use_cache: !args.no_cache,
-    };
-    config.validate()?;
+    let config: GenerationConfig = args.sampling.config(tokenizer.special_tokens().pad)?;
     let stream = !args.no_stream && prompts.len() == 1;
     let stdout = std::io::stdout();
     let mut text = tokenizer.stream(true);

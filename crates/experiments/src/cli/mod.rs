@@ -3,6 +3,7 @@
 //!
 //! Each sub-command is one module; [`run`] dispatches to it on the backend `--device` names.
 
+mod chat;
 mod common;
 mod convert;
 mod convert_adapter;
@@ -48,6 +49,10 @@ pub enum Command {
     Forward(ForwardArgs),
     /// Generate text from a prompt with a decoder, streaming it to stdout.
     Generate(GenerateArgs),
+    /// Chat with a decoder through its chat template (tokenizer_config.json's, or the GGUF
+    /// file's): each line of stdin is a user turn, the reply streams to stdout, the
+    /// conversation is kept; --prompt for one turn.
+    Chat(ChatArgs),
     /// Merge an adapter into its base model and write a Hugging Face checkpoint folder
     /// (same tensor names; config, tokenizer and other files copied) that transformers loads.
     Merge(MergeArgs),
@@ -90,6 +95,39 @@ pub struct GenerateArgs {
     /// The prompt (the tokenizer adds BOS). Repeat to generate for a batch.
     #[arg(long, required = true)]
     pub prompt: Vec<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print the text once at the end instead of streaming it.
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+/// `bone chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One user turn: print the reply and exit (else the turns are read from stdin, one per
+    /// line).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A system message opening the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A Jinja chat template file to use instead of the model's (for a base model without
+    /// one).
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
+    /// Print each turn's rendered prompt to stderr.
+    #[arg(long)]
+    pub show_prompt: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// How `generate` and `chat` pick tokens.
+#[derive(Debug, Args)]
+pub struct SamplingArgs {
     /// The most tokens to generate per prompt.
     #[arg(long, default_value_t = 64)]
     pub max_new_tokens: usize,
@@ -111,9 +149,31 @@ pub struct GenerateArgs {
     /// Keep generating after end-of-sequence tokens.
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Print the text once at the end instead of streaming it.
-    #[arg(long)]
-    pub no_stream: bool,
+}
+
+impl SamplingArgs {
+    /// The generation settings; `pad` is the tokenizer's padding id.
+    ///
+    /// # Errors
+    /// Invalid settings (a temperature below 0, top-p outside (0, 1], …).
+    pub fn config(&self, pad: Option<u32>) -> anyhow::Result<models::GenerationConfig> {
+        let config = models::GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+            eos_token_ids: if self.ignore_eos {
+                Some(Vec::new())
+            } else {
+                None
+            },
+            pad_token_id: pad,
+            use_cache: !self.no_cache,
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// `bone merge`.
@@ -222,6 +282,7 @@ impl InferenceJob for Task {
         match self.0 {
             Command::Forward(args) => forward::run::<B>(args, &device),
             Command::Generate(args) => generate::run::<B>(args, &device),
+            Command::Chat(args) => chat::run::<B>(args, &device),
             Command::Merge(args) => merge::run::<B>(args, &device),
             Command::Inspect(args) => inspect::run::<B>(args, &device, backend),
             Command::Convert(args) => convert::run(args),

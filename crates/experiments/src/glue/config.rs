@@ -102,6 +102,10 @@ pub struct GlueConfig {
     pub early_stopping_patience: Option<usize>,
     /// Checkpoint every this many optimiser steps (0: only at the end of each epoch).
     pub checkpoint_every: usize,
+    /// Evaluate (and select the best adapter) every this many optimiser steps as well as at
+    /// the end of each epoch (0: epoch ends only).
+    #[serde(default)]
+    pub eval_every: usize,
     /// Training loss is logged every this many steps (metrics.json, curves, quiet output).
     pub log_every: usize,
     /// Backend: ndarray (CPU), wgpu or cuda, among those compiled in.
@@ -139,6 +143,7 @@ impl GlueConfig {
             out: None,
             early_stopping_patience: None,
             checkpoint_every: 200,
+            eval_every: 0,
             log_every: 10,
             device: DeviceChoice::default(),
             threads: None,
@@ -180,6 +185,7 @@ impl RunConfig for GlueConfig {
         "data_root",
         "model",
         "checkpoint_every",
+        "eval_every",
         // Safe to change when a run diverged ("lower --lr first"): the optimiser state and
         // the schedule's position carry over.
         "lr",
@@ -195,6 +201,7 @@ impl RunConfig for GlueConfig {
         essential.threads = None;
         essential.log_every = 0;
         essential.checkpoint_every = 0;
+        essential.eval_every = 0;
         essential.lr = 0.0;
         essential.schedule = DecayKind::Constant;
         essential.max_grad_norm = 0.0;

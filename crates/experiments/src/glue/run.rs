@@ -345,6 +345,7 @@ fn trainer_options(config: &GlueConfig) -> anyhow::Result<TrainerOptions> {
     Ok(TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,
+        eval_every: config.eval_every,
         keep_checkpoints: 2,
         log_every: config.log_every,
         seed: config.seed,

@@ -2,12 +2,11 @@
 //! prompt/completion, plain text or MetaMathQA rows, JSON or JSON Lines) with Bone, Bat, LoRA
 //! or all parameters.
 //!
-//! It is the `metamath` job with another data source: the same [`MetamathConfig`] (with
-//! `format` set), training task, model, dashboard, adapter-only checkpoints, `--resume`, and
-//! per-epoch eval loss and perplexity; only the rows are read with [`data::sft`] and rendered
-//! with the model's chat template (else the Alpaca prompt).
-
-pub mod data;
+//! A preset of the causal-LM job ([`crate::lm`]), as `metamath` is: the same [`LmConfig`]
+//! (with `format` set), training task, model, dashboard, adapter-only checkpoints,
+//! `--resume`, eval loss and perplexity, `--packing` and sample generations; only the rows
+//! are read with [`data::sft`] (see [`crate::lm::sft_data`]) and rendered with the model's
+//! chat template (else the Alpaca prompt).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use serde::Serialize;
 
-use crate::metamath::config::{LmArgs, MetamathConfig, TrainOn};
-use crate::metamath::MetamathJob;
+use crate::lm::{LmArgs, LmConfig, LmJob, TrainOn};
 use crate::train::job::{self, with_help, TrainArgs};
 
 const AFTER_HELP: &str = "\
@@ -99,10 +97,10 @@ const HELP: &[(&str, &str)] = &[
 ];
 
 /// The `sft` defaults: the MetaMath (paper) training setup, the data read as `--format auto`.
-pub fn defaults() -> MetamathConfig {
-    MetamathConfig {
+pub fn defaults() -> LmConfig {
+    LmConfig {
         format: Some("auto".into()),
-        ..MetamathConfig::defaults()
+        ..LmConfig::defaults()
     }
 }
 
@@ -114,5 +112,5 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let args = cli.args;
-    job::main::<MetamathJob, _>(defaults(), &args, &args.train, &matches)
+    job::main::<LmJob, _>(defaults(), &args, &args.train, &matches)
 }

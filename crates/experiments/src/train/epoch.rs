@@ -1,7 +1,9 @@
 //! The trainer's epoch, in the shape of burn-train's `single/epoch.rs`: the training pass
 //! ([`Trainer::train_epoch`], one [`Trainer::train_step`] per batch), the validation pass
 //! ([`Trainer::valid_epoch`]) and what happens between epochs ([`Trainer::end_epoch`]:
-//! the record, best-adapter selection, early stopping, the epoch checkpoint).
+//! the record, best-adapter selection, early stopping, the epoch checkpoint). With
+//! `eval_every` the validation, its record and selection also run inside the epoch
+//! ([`Trainer::eval_within_epoch`]).
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -60,12 +62,110 @@ where
         loader: TrainLoader<Components<B, M, O>>,
         valid: &ValidLoader<Components<B, M, O>>,
     ) -> Flow {
-        self.train_epoch(pass, state, loader)?;
+        self.train_epoch(pass, state, loader, valid)?;
         let train_seconds = state.epoch_seconds;
         let started = Instant::now();
-        let dev = self.valid_epoch(pass, valid, state.epoch);
+        let dev = self.valid_epoch(pass, valid, state.epoch, true);
         let eval_seconds = started.elapsed().as_secs_f64();
         self.end_epoch(pass, state, dev, train_seconds, eval_seconds)
+    }
+
+    /// `eval_every`: after a step that is a multiple of it (the epoch's last one excepted,
+    /// which the epoch's own evaluation covers), the dev metrics, their record (a point of
+    /// the dev curves), best-adapter selection and the metric files, without the epoch's
+    /// dashboard summary.
+    fn eval_within_epoch(
+        &self,
+        pass: &mut Pass<Components<B, M, O>>,
+        state: &mut TrainerState,
+        valid: &ValidLoader<Components<B, M, O>>,
+    ) -> Flow {
+        let every = self.options.eval_every;
+        let batches = self.task.batches_per_epoch().max(1);
+        if every == 0 || !state.global_step.is_multiple_of(every) || state.batches_done >= batches {
+            return ControlFlow::Continue(());
+        }
+        let started = Instant::now();
+        let dev = self.valid_epoch(pass, valid, state.epoch, false);
+        let eval_seconds = started.elapsed().as_secs_f64();
+        let record = self.record(pass, state, &dev, eval_seconds);
+        self.say(&format!(
+            "step {} (epoch {}/{}, batch {}/{batches}): train loss {:.4} · dev {}",
+            state.global_step,
+            state.epoch,
+            self.options.epochs,
+            state.batches_done,
+            record.train_loss,
+            format_dev(&dev)
+        ));
+        self.keep_record(pass, state, record, &dev)?;
+        self.write_reports(state);
+        ControlFlow::Continue(())
+    }
+
+    /// The record of an evaluation now: the epoch's mean training loss so far and the
+    /// training seconds since the previous record of the epoch.
+    fn record(
+        &self,
+        pass: &Pass<Components<B, M, O>>,
+        state: &mut TrainerState,
+        dev: &[(String, f64)],
+        eval_seconds: f64,
+    ) -> EpochRecord {
+        let train_seconds = (state.epoch_seconds - state.epoch_seconds_recorded).max(0.0);
+        state.epoch_seconds_recorded = state.epoch_seconds;
+        EpochRecord {
+            epoch: state.epoch,
+            global_step: state.global_step,
+            train_loss: state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64,
+            lr: pass.learner.lr_current(),
+            dev: dev.iter().cloned().collect(),
+            train_seconds,
+            eval_seconds,
+        }
+    }
+
+    /// Fails the run on a non-finite dev loss (a diverged model is never the best one, nor
+    /// checkpointed); else keeps `record`, selects, and lets the task write its artefacts.
+    fn keep_record(
+        &self,
+        pass: &Pass<Components<B, M, O>>,
+        state: &mut TrainerState,
+        record: EpochRecord,
+        dev: &[(String, f64)],
+    ) -> Flow {
+        if let Some((key, value)) = dev
+            .iter()
+            .find(|(k, v)| k.contains("loss") && !v.is_finite())
+        {
+            let kept = self.last_good_checkpoint();
+            self.fail(format!(
+                "training stopped: the dev {key} is {value} after epoch {} (step {}); the model \
+                 diverged and is not saved as the best adapter; {kept}",
+                state.epoch, state.global_step
+            ));
+            return ControlFlow::Break(());
+        }
+        state.history.push(record);
+        let model = pass.learner.model();
+        if let Err(e) = self.select(&model, state, dev) {
+            self.fail(format!("{e:#}"));
+            return ControlFlow::Break(());
+        }
+        if let Err(e) = self.task.after_evaluation(&model, state, &self.run) {
+            log::warn!("after the evaluation at step {}: {e:#}", state.global_step);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `metrics.json`, `metrics.csv` and `curves.png`; a failure only warns.
+    fn write_reports(&self, state: &TrainerState) {
+        if let Err(e) = write_metrics(&self.run, state).and_then(|_| write_plot(&self.run, state)) {
+            log::warn!(
+                "writing the metrics of {}: {e:#}",
+                self.run.root().display()
+            );
+        }
     }
 
     /// The training pass over `loader`, a step per batch.
@@ -74,6 +174,7 @@ where
         pass: &mut Pass<Components<B, M, O>>,
         state: &mut TrainerState,
         loader: TrainLoader<Components<B, M, O>>,
+        valid: &ValidLoader<Components<B, M, O>>,
     ) -> Flow {
         let epoch = state.epoch;
         let clock = EpochClock {
@@ -82,6 +183,7 @@ where
         };
         for batch in loader.iter() {
             self.train_step(pass, state, batch, &clock)?;
+            self.eval_within_epoch(pass, state, valid)?;
         }
         pass.processor.process_train(LearnerEvent::EndEpoch(epoch));
         ControlFlow::Continue(())
@@ -198,12 +300,16 @@ where
         }
     }
 
-    /// The validation pass: the task's metrics over the dev set, in display order.
+    /// The validation pass: the task's metrics over the dev set, in display order. With
+    /// `dashboard` the items and the epoch's end go to burn-train's event processor (the
+    /// dashboard and its metric logs); an evaluation within an epoch leaves them out, so the
+    /// epoch's summary there stays one per epoch.
     fn valid_epoch(
         &self,
         pass: &mut Pass<Components<B, M, O>>,
         valid: &ValidLoader<Components<B, M, O>>,
         epoch: usize,
+        dashboard: bool,
     ) -> Vec<(String, f64)> {
         let model = pass.learner.model().valid();
         let mut evaluation = self.task.new_evaluation();
@@ -215,6 +321,9 @@ where
             let progress = iterator.progress();
             let output = model.step(batch);
             evaluation.observe(&output);
+            if !dashboard {
+                continue;
+            }
             pass.processor
                 .process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
                     output,
@@ -227,7 +336,9 @@ where
                     None,
                 )));
         }
-        pass.processor.process_valid(LearnerEvent::EndEpoch(epoch));
+        if dashboard {
+            pass.processor.process_valid(LearnerEvent::EndEpoch(epoch));
+        }
         evaluation.finish()
     }
 
@@ -241,55 +352,23 @@ where
         train_seconds: f64,
         eval_seconds: f64,
     ) -> Flow {
-        let record = EpochRecord {
-            epoch: state.epoch,
-            global_step: state.global_step,
-            train_loss: state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64,
-            lr: pass.learner.lr_current(),
-            dev: dev.iter().cloned().collect(),
-            train_seconds,
-            eval_seconds,
-        };
-        let metrics: Vec<String> = dev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let record = self.record(pass, state, &dev, eval_seconds);
         self.say(&format!(
             "epoch {}/{}: train loss {:.4} · dev {} · {:.0} s training, {:.0} s evaluation",
             state.epoch,
             self.options.epochs,
             record.train_loss,
-            metrics.join(" · "),
+            format_dev(&dev),
             train_seconds,
             eval_seconds
         ));
-        // A diverged model (the last update blew the weights up) is never the best one, nor
-        // checkpointed: the run fails, pointing at the last good checkpoint.
-        if let Some((key, value)) = dev
-            .iter()
-            .find(|(k, v)| k.contains("loss") && !v.is_finite())
-        {
-            let kept = self.last_good_checkpoint();
-            self.fail(format!(
-                "training stopped: the dev {key} is {value} after epoch {} (step {}); the model \
-                 diverged and is not saved as the best adapter; {kept}",
-                state.epoch, state.global_step
-            ));
-            return ControlFlow::Break(());
-        }
-        state.history.push(record);
-        if let Err(e) = self.select(&pass.learner.model(), state, &dev) {
-            self.fail(format!("{e:#}"));
-            return ControlFlow::Break(());
-        }
+        self.keep_record(pass, state, record, &dev)?;
         self.advance_epoch(state);
         if let Err(e) = self.checkpoint(&pass.learner.model(), state) {
             self.fail(format!("{e:#}"));
             return ControlFlow::Break(());
         }
-        if let Err(e) = write_metrics(&self.run, state).and_then(|_| write_plot(&self.run, state)) {
-            log::warn!(
-                "writing the metrics of {}: {e:#}",
-                self.run.root().display()
-            );
-        }
+        self.write_reports(state);
         ControlFlow::Continue(())
     }
 
@@ -337,6 +416,7 @@ where
         state.epoch_loss_sum = 0.0;
         state.epoch_loss_count = 0;
         state.epoch_seconds = 0.0;
+        state.epoch_seconds_recorded = 0.0;
         let patience_out = self
             .options
             .early_stopping_patience
@@ -359,6 +439,12 @@ where
             items_total: self.options.epochs,
         }
     }
+}
+
+/// `loss 0.4321 · accuracy 0.8750`.
+fn format_dev(dev: &[(String, f64)]) -> String {
+    let metrics: Vec<String> = dev.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    metrics.join(" · ")
 }
 
 /// Training seconds of the epoch in progress: those of earlier processes plus this one's.

@@ -96,6 +96,10 @@ pub struct TrainArgs {
     /// Checkpoint every N optimiser steps, 0 for epoch ends only [default: 200].
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Also evaluate on the dev set (and select the best adapter) every N optimiser steps,
+    /// 0 for epoch ends only [default: 0].
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
     /// Log the training loss every N optimiser steps [default: 10].
     #[arg(long)]
     pub log_every: Option<usize>,

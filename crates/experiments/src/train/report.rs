@@ -59,8 +59,8 @@ pub fn write_metrics(run: &RunDir, state: &TrainerState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Draws `curves.png`: the logged training loss per step (left) and the dev metrics per epoch
-/// (right).
+/// Draws `curves.png`: the logged training loss per step (left) and the dev metrics per
+/// evaluation, at its optimiser step (right).
 ///
 /// # Errors
 /// A drawing or I/O error.
@@ -103,7 +103,14 @@ fn draw(path: &std::path::Path, state: &TrainerState) -> Result<(), Box<dyn std:
     chart.draw_series(LineSeries::new(losses, &BLUE))?;
 
     let names: BTreeSet<&String> = state.history.iter().flat_map(|e| e.dev.keys()).collect();
-    let max_epoch = state.history.len().max(1) as f64;
+    // x: the optimiser step of each evaluation (several per epoch with `eval_every`).
+    let max_step = state
+        .history
+        .iter()
+        .map(|e| e.global_step)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let (lo, hi) = bounds(
         state
             .history
@@ -116,14 +123,14 @@ fn draw(path: &std::path::Path, state: &TrainerState) -> Result<(), Box<dyn std:
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.5..max_epoch + 0.5, lo..hi)?;
-    chart.configure_mesh().x_desc("epoch").draw()?;
+        .build_cartesian_2d(0.0..max_step * 1.04, lo..hi)?;
+    chart.configure_mesh().x_desc("optimiser step").draw()?;
     for (i, name) in names.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let points: Vec<(f64, f64)> = state
             .history
             .iter()
-            .filter_map(|e| e.dev.get(*name).map(|v| (e.epoch as f64, *v)))
+            .filter_map(|e| e.dev.get(*name).map(|v| (e.global_step as f64, *v)))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?

@@ -6,20 +6,22 @@ use serde::{Deserialize, Serialize};
 
 use super::task::MetricKey;
 
-/// One epoch's results.
+/// One evaluation's results: at the end of an epoch, and every `eval_every` steps within
+/// one; each is a point of the dev curves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
     /// Optimiser steps done at the end of the epoch.
     pub global_step: usize,
-    /// Mean training loss over the epoch's steps.
+    /// Mean training loss over the epoch's steps (so far, for an evaluation within it).
     pub train_loss: f64,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     /// Dev metrics (name → value).
     pub dev: BTreeMap<String, f64>,
-    /// Wall-clock seconds spent training in this epoch (excluding evaluation).
+    /// Wall-clock seconds spent training since the previous record of the epoch (its start
+    /// for the first), excluding evaluation; the records' sum is the training time.
     pub train_seconds: f64,
     /// Wall-clock seconds of the evaluation.
     pub eval_seconds: f64,
@@ -70,11 +72,14 @@ pub struct TrainerState {
     pub epoch_loss_count: usize,
     /// Seconds spent training in the current epoch so far.
     pub epoch_seconds: f64,
+    /// Of `epoch_seconds`, those already counted in records of this epoch.
+    #[serde(default)]
+    pub epoch_seconds_recorded: f64,
     /// Loss sum and count since the last step record.
     pub pending_loss_sum: f64,
     /// See `pending_loss_sum`.
     pub pending_loss_count: usize,
-    /// Finished epochs.
+    /// Evaluations done (one per finished epoch, more with `eval_every`).
     pub history: Vec<EpochRecord>,
     /// Logged steps.
     pub steps: Vec<StepRecord>,
@@ -98,6 +103,7 @@ impl TrainerState {
             epoch_loss_sum: 0.0,
             epoch_loss_count: 0,
             epoch_seconds: 0.0,
+            epoch_seconds_recorded: 0.0,
             pending_loss_sum: 0.0,
             pending_loss_count: 0,
             history: Vec::new(),

@@ -116,4 +116,19 @@ where
 
     /// Loads what [`save_trainable`](Self::save_trainable) wrote into `model`.
     fn load_trainable(&self, model: M, dir: &Path) -> anyhow::Result<M>;
+
+    /// Called after each evaluation (per epoch and every `eval_every` steps), once `state`
+    /// holds its record: a task writes what it keeps of the model then (the causal-LM job's
+    /// sample generations). A failure is reported as a warning, not a failed run.
+    ///
+    /// # Errors
+    /// Whatever the task's writing fails with.
+    fn after_evaluation(
+        &self,
+        _model: &M,
+        _state: &super::state::TrainerState,
+        _run: &super::run_dir::RunDir,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }

@@ -36,6 +36,9 @@ pub struct TrainerOptions {
     pub epochs: usize,
     /// Write a checkpoint every this many optimiser steps (0: only at the end of epochs).
     pub checkpoint_every: usize,
+    /// Also evaluate, select and record a dev point every this many optimiser steps (0: only
+    /// at the end of epochs).
+    pub eval_every: usize,
     /// Checkpoints to keep.
     pub keep_checkpoints: usize,
     /// Record the mean loss every this many steps (metrics.json and the curves).

@@ -1,5 +1,5 @@
-//! Running a MetaMath fine-tuning job end to end: data, model, the run folder, training, the
-//! summary.
+//! Running a causal-LM fine-tuning job (`metamath`, `sft`) end to end: data, model, the run
+//! folder, training, the summary.
 
 use std::sync::Arc;
 
@@ -12,17 +12,18 @@ use burn::data::dataset::InMemDataset;
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{LearningRateMetric, LossMetric};
-use data::batcher::{CausalLmBatcher, EncodedSequence, PaddingSide};
+use data::batcher::{CausalLmBatcher, EncodedSequence, PackedBatcher, PackingConfig, PaddingSide};
 use models::targets::{all_block_linears, parse_targets};
 use models::{LlamaConfig, LlamaForCausalLM, LoadOptions, ModelFamily};
 use serde::Serialize;
 
-use super::config::{LmMethod, MetamathConfig};
+use super::config::{LmConfig, LmMethod};
 use super::data::{encode, load_examples, split, DataSource, EncodeReport, LmBatcher};
 use super::evaluation::LmEvaluation;
 use super::metric::{TokenPerplexityMetric, TokensPerSecondMetric};
 use super::model::CausalLmModel;
-use super::task::{MetamathTrainTask, ADAPTER_NAME};
+use super::samples::SampleSet;
+use super::task::{LmTrainTask, ADAPTER_NAME};
 use crate::device::{BackendJob, BackendKind};
 use crate::llama::{check_llama_folder, lm_batcher, Precision};
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
@@ -33,7 +34,7 @@ use crate::train::{
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct MetamathSummary {
+pub struct LmSummary {
     /// `bone r=64`, `lora r=32 α=64`, `full`.
     pub method: String,
     /// The backend that ran.
@@ -75,10 +76,10 @@ pub struct MetamathSummary {
     pub run: RunSummary,
 }
 
-impl MetamathSummary {
+impl LmSummary {
     /// The summary of a run of `config` on `data` that ended in `state`.
     fn new(
-        config: &MetamathConfig,
+        config: &LmConfig,
         data: &PreparedData,
         size: &ModelSize,
         backend: BackendKind,
@@ -119,16 +120,16 @@ impl MetamathSummary {
     }
 }
 
-/// A MetaMath run on some backend.
-pub struct MetamathJob {
+/// A causal-LM run (`metamath` or `sft`) on some backend.
+pub struct LmJob {
     /// The resolved configuration.
-    pub config: MetamathConfig,
+    pub config: LmConfig,
     /// `--resume`, `--display`, `--stop-after-steps`.
     pub control: RunControl,
 }
 
-impl BackendJob for MetamathJob {
-    type Output = MetamathSummary;
+impl BackendJob for LmJob {
+    type Output = LmSummary;
 
     /// With `gradient_checkpointing` the job runs on `Autodiff<_, BalancedCheckpointing>`
     /// over the same inner backend and device.
@@ -136,24 +137,24 @@ impl BackendJob for MetamathJob {
         self,
         device: B::Device,
         backend: BackendKind,
-    ) -> anyhow::Result<MetamathSummary> {
+    ) -> anyhow::Result<LmSummary> {
         if self.config.gradient_checkpointing {
-            run_metamath::<Autodiff<B::InnerBackend, BalancedCheckpointing>>(self, device, backend)
+            run_job::<Autodiff<B::InnerBackend, BalancedCheckpointing>>(self, device, backend)
         } else {
-            run_metamath::<B>(self, device, backend)
+            run_job::<B>(self, device, backend)
         }
     }
 }
 
-fn run_metamath<B: AutodiffBackend>(
-    job: MetamathJob,
+fn run_job<B: AutodiffBackend>(
+    job: LmJob,
     device: B::Device,
     backend: BackendKind,
-) -> anyhow::Result<MetamathSummary> {
+) -> anyhow::Result<LmSummary> {
     let config = &job.config;
     run_lm::<B, _>(config, config, job.control, device, backend, |llama| {
         if config.is_sft() {
-            crate::sft::data::prepare_sft(config, llama)
+            super::sft_data::prepare_sft(config, llama)
         } else {
             prepare_data(config, llama)
         }
@@ -162,20 +163,20 @@ fn run_metamath<B: AutodiffBackend>(
 
 /// Trains the decoder of `config` on the sequences `prepare` tokenises (called once the
 /// model folder and the run folder are checked); `run_config` is what the run folder saves
-/// and `--resume` checks (the MetaMath configuration itself, or the `sft` one). The
+/// and `--resume` checks (the run's own configuration). The
 /// training task, model, metrics and summary are the same for every causal-LM job.
 ///
 /// # Errors
 /// Invalid settings, a model or run folder that does not fit, and those of `prepare` and of
 /// training.
 pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
-    config: &MetamathConfig,
+    config: &LmConfig,
     run_config: &C,
     control: RunControl,
     device: B::Device,
     backend: BackendKind,
     prepare: impl FnOnce(&LlamaConfig) -> anyhow::Result<PreparedData>,
-) -> anyhow::Result<MetamathSummary> {
+) -> anyhow::Result<LmSummary> {
     validate(config)?;
     let llama = check_llama_folder(&config.model, "--model")?;
     config.precision.check::<B>(&device, backend)?;
@@ -184,21 +185,24 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
     check_run_folder(&out, control.resume, &fingerprint)?;
     let mut data = prepare(&llama)?;
     let prepared = prepare_model::<B>(config, &device)?;
-    let task = Arc::new(MetamathTrainTask::<B> {
+    let batcher = step_batcher(config, &data.batcher)?;
+    let samples = (config.samples > 0)
+        .then(|| SampleSet::from_dev(&data.dev, config.samples, data.batcher.tokenizer().clone()));
+    let task = Arc::new(LmTrainTask::<B> {
         train: Arc::new(InMemDataset::new(std::mem::take(&mut data.train))),
-        batcher: LmBatcher::new(data.batcher.clone(), config.batch_size),
+        batcher: batcher.clone(),
         effective_batch: config.effective_batch(),
         seed: config.seed,
         adapter: prepared.adapter,
         load_options: prepared.load_options,
         device: device.clone(),
+        samples,
     });
     let batches = task.batches_per_epoch();
-    let valid_loader =
-        DataLoaderBuilder::new(LmBatcher::new(data.batcher.clone(), config.batch_size))
-            .batch_size(config.batch_size)
-            .set_device(device.clone())
-            .build(InMemDataset::new(std::mem::take(&mut data.dev)));
+    let valid_loader = DataLoaderBuilder::new(batcher)
+        .batch_size(config.batch_size)
+        .set_device(device.clone())
+        .build(InMemDataset::new(std::mem::take(&mut data.dev)));
     let spec = RunSpec {
         config: run_config,
         out,
@@ -233,7 +237,7 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
         plan,
         register_metrics,
     )?;
-    let summary = MetamathSummary::new(
+    let summary = LmSummary::new(
         config,
         &data,
         &prepared.size,
@@ -244,6 +248,24 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
     );
     write_summary(&run, &summary)?;
     Ok(summary)
+}
+
+/// The batcher of the optimiser steps (and of the dev loss): padded micro-batches of
+/// `batch_size` sequences, or with `packing` micro-batches of `batch_size` rows of
+/// `max_seq_len` tokens, each holding whole examples.
+///
+/// # Errors
+/// A `max_seq_len` the packer refuses.
+fn step_batcher(config: &LmConfig, batcher: &CausalLmBatcher) -> anyhow::Result<LmBatcher> {
+    if !config.packing {
+        return Ok(LmBatcher::new(batcher.clone(), config.batch_size));
+    }
+    let packing = PackingConfig::new(config.max_seq_len).with_pad_id(batcher.config().pad_id);
+    Ok(LmBatcher::packed(
+        batcher.clone(),
+        PackedBatcher::new(packing)?,
+        config.batch_size,
+    ))
 }
 
 /// The examples of a run, tokenised: training and held-out sequences and what encoding them
@@ -266,7 +288,7 @@ pub(crate) struct PreparedData {
 }
 
 /// Reads the rows, holds out the dev split and tokenises both.
-fn prepare_data(config: &MetamathConfig, llama: &LlamaConfig) -> anyhow::Result<PreparedData> {
+fn prepare_data(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Result<PreparedData> {
     let (rows, source) = load_examples(config.data.as_deref(), config.data_root.as_deref())?;
     let total_rows = rows.len();
     let (train_rows, dev_rows) = split(
@@ -313,7 +335,7 @@ struct PreparedModel<B: AutodiffBackend> {
 
 /// `--model` in `--precision`, with the adapter attached (or every parameter trainable).
 fn prepare_model<B: AutodiffBackend>(
-    config: &MetamathConfig,
+    config: &LmConfig,
     device: &B::Device,
 ) -> anyhow::Result<PreparedModel<B>> {
     let load_options = LoadOptions {
@@ -365,10 +387,11 @@ fn prepare_model<B: AutodiffBackend>(
 }
 
 /// The trainer's options: the dev loss selects the best adapter; no early stopping.
-fn trainer_options(config: &MetamathConfig) -> anyhow::Result<TrainerOptions> {
+fn trainer_options(config: &LmConfig) -> anyhow::Result<TrainerOptions> {
     Ok(TrainerOptions {
         epochs: config.epochs,
         checkpoint_every: config.checkpoint_every,
+        eval_every: config.eval_every,
         keep_checkpoints: 2,
         log_every: config.log_every,
         seed: config.seed,
@@ -399,7 +422,7 @@ where
 }
 
 fn print_plan(
-    config: &MetamathConfig,
+    config: &LmConfig,
     data: &PreparedData,
     total_steps: usize,
     size: &ModelSize,
@@ -410,7 +433,7 @@ fn print_plan(
     println!(
         "{} · {} train / {} held-out of {total_rows} examples ({} truncated to {} tokens, {} dropped) · \
          {total_steps} steps of {} × {} = {} · {trainable} trainable of {total} parameters ({:.3} %) · \
-         {backend} {}{}",
+         {backend} {}{}{}",
         describe_method(config),
         train.kept,
         dev.kept,
@@ -427,10 +450,11 @@ fn print_plan(
         } else {
             ""
         },
+        if config.packing { " · packed" } else { "" },
     );
 }
 
-fn validate(config: &MetamathConfig) -> anyhow::Result<()> {
+fn validate(config: &LmConfig) -> anyhow::Result<()> {
     let positive = [
         ("epochs", config.epochs),
         ("batch-size", config.batch_size),
@@ -478,7 +502,7 @@ fn validate(config: &MetamathConfig) -> anyhow::Result<()> {
 }
 
 /// `bone r=64`, `lora r=32 α=64`, `full`.
-pub fn describe_method(config: &MetamathConfig) -> String {
+pub fn describe_method(config: &LmConfig) -> String {
     match config.method {
         LmMethod::Lora => format!("lora r={} α={}", config.r, config.lora_alpha()),
         LmMethod::Full => "full".into(),

@@ -1,4 +1,4 @@
-//! The `sft` job's data: a fine-tuning file (any [`SftFormat`]), its eval split, the model's
+//! The `sft` preset's data: a fine-tuning file (any [`SftFormat`]), its eval split, the model's
 //! chat template (or the Alpaca prompt), tokenised with loss masks.
 
 use std::path::Path;
@@ -10,10 +10,10 @@ use data::sft::{
 };
 use models::LlamaConfig;
 
+use super::config::{LmConfig, TrainOn};
+use super::data::{DataSource, EncodeReport};
+use super::run::PreparedData;
 use crate::llama::lm_batcher;
-use crate::metamath::config::{MetamathConfig, TrainOn};
-use crate::metamath::data::{DataSource, EncodeReport};
-use crate::metamath::run::PreparedData;
 
 /// The chat template of `model_dir` (`tokenizer_config.json`'s `chat_template`), `None` when
 /// the folder has no `tokenizer_config.json` or it has no template (then the Alpaca prompt).
@@ -33,10 +33,7 @@ pub fn model_template(model_dir: &Path) -> anyhow::Result<Option<ChatTemplate>> 
 /// # Errors
 /// No `--data`, a bad format or field map, a bad row (file:line), or no example with a
 /// response token left after `max_seq_len`.
-pub(crate) fn prepare_sft(
-    config: &MetamathConfig,
-    llama: &LlamaConfig,
-) -> anyhow::Result<PreparedData> {
+pub(crate) fn prepare_sft(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Result<PreparedData> {
     let Some(path) = config.data.as_deref() else {
         bail!("--data FILE is required: a JSON or JSON Lines file of examples (see --help for the formats)");
     };

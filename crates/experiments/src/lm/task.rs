@@ -1,4 +1,5 @@
-//! The MetaMath job as a [`TrainTask`]: data order, loss, evaluation and the trainable state.
+//! The causal-LM job as a [`TrainTask`]: data order, loss, evaluation, the trainable state and
+//! the sample generations after each evaluation.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use bone_module::{AdapterConfig, AdapterHostExt};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::transform::{PartialDataset, ShuffledDataset};
 use burn::data::dataset::{Dataset, InMemDataset};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use data::batcher::EncodedSequence;
 use models::{LlamaForCausalLM, LoadOptions};
@@ -15,13 +17,14 @@ use models::{LlamaForCausalLM, LoadOptions};
 use super::data::{LmBatch, LmBatcher};
 use super::evaluation::LmEvaluation;
 use super::model::{scalar, CausalLmModel, LmOutput};
-use crate::train::{with_stable_param_ids, Evaluation, TrainTask};
+use super::samples::SampleSet;
+use crate::train::{with_stable_param_ids, Evaluation, RunDir, TrainTask, TrainerState};
 
 /// The adapter's name inside the model (PEFT's default).
 pub const ADAPTER_NAME: &str = "default";
 
-/// Training data, batching and the trainable state of a MetaMath run.
-pub struct MetamathTrainTask<B: AutodiffBackend> {
+/// Training data, batching and the trainable state of a causal-LM run.
+pub struct LmTrainTask<B: AutodiffBackend> {
     /// Tokenised training sequences.
     pub train: Arc<InMemDataset<EncodedSequence>>,
     /// Pads effective batches into micro-batches.
@@ -36,9 +39,11 @@ pub struct MetamathTrainTask<B: AutodiffBackend> {
     pub load_options: LoadOptions,
     /// The training device.
     pub device: B::Device,
+    /// Held-out prompts generated from after each evaluation (none: no samples).
+    pub samples: Option<SampleSet>,
 }
 
-impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for MetamathTrainTask<B> {
+impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for LmTrainTask<B> {
     fn train_loader(
         &self,
         epoch: usize,
@@ -103,5 +108,20 @@ impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for MetamathTrainTask<B>
                 .set_full_finetune(true),
         };
         Ok(with_stable_param_ids(CausalLmModel { inner }))
+    }
+
+    /// Writes `samples/step-N.jsonl`: greedy generations of the sample prompts.
+    fn after_evaluation(
+        &self,
+        model: &CausalLmModel<B>,
+        state: &TrainerState,
+        run: &RunDir,
+    ) -> anyhow::Result<()> {
+        let Some(samples) = self.samples.as_ref().filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        let inner = model.inner.valid();
+        samples.write(&inner, run.root(), state.global_step, state.epoch)?;
+        Ok(())
     }
 }

@@ -9,7 +9,9 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::transform::ShuffledDataset;
 use burn::data::dataset::{Dataset, InMemDataset};
 use burn::tensor::backend::Backend;
-use data::batcher::{CausalLmBatch, CausalLmBatcher, EncodedSequence, IGNORE_INDEX};
+use data::batcher::{
+    CausalLmBatch, CausalLmBatcher, EncodedSequence, PackedBatch, PackedBatcher, IGNORE_INDEX,
+};
 use data::gsm8k::{load_gsm8k, Gsm8kSplit};
 use data::metamath::{gsm8k_as_metamath, load_metamathqa_file, MathQaExample};
 use data::prompt::SftExample;
@@ -157,11 +159,41 @@ pub fn target_tokens(sequence: &EncodedSequence) -> usize {
         .count()
 }
 
+/// A micro-batch: padded sequences, or packed rows of whole examples.
+#[derive(Debug, Clone)]
+pub enum LmPart<B: Backend> {
+    /// One sequence per row, padded to the longest, `[micro, S]`.
+    Padded(CausalLmBatch<B>),
+    /// Several examples per row with per-example positions and segment ids (a block-diagonal
+    /// causal mask), `[rows, S]`.
+    Packed(PackedBatch<B>),
+}
+
+impl<B: Backend> LmPart<B> {
+    /// `[rows, S]` of the input ids.
+    pub fn dims(&self) -> [usize; 2] {
+        match self {
+            Self::Padded(p) => p.input_ids.dims(),
+            Self::Packed(p) => p.input_ids.dims(),
+        }
+    }
+}
+
+/// Tokens scored by the shifted loss in a packed row: labels after its first position that
+/// are not [`IGNORE_INDEX`] (each example's first label is ignored by the packer).
+fn row_target_tokens(row: &data::batcher::PackedRow) -> usize {
+    row.labels
+        .iter()
+        .skip(1)
+        .filter(|&&l| l != IGNORE_INDEX)
+        .count()
+}
+
 /// One optimiser step's examples, as micro-batches processed one after another.
 #[derive(Debug, Clone)]
 pub struct LmBatch<B: Backend> {
-    /// Padded micro-batches, each `[micro, S_i]`.
-    pub parts: Vec<CausalLmBatch<B>>,
+    /// The micro-batches.
+    pub parts: Vec<LmPart<B>>,
     /// Tokens scored by the loss in each part.
     pub target_tokens: Vec<usize>,
     /// Non-padding tokens in the whole batch.
@@ -170,10 +202,12 @@ pub struct LmBatch<B: Backend> {
 
 /// Pads an effective batch into micro-batches of `micro` sequences, grouping sequences of
 /// similar length (the loss is token-weighted over the whole batch, so grouping changes only
-/// the padding, not the gradient).
+/// the padding, not the gradient); or, [`packed`](Self::packed), packs its whole examples
+/// into rows of `max_seq_len` tokens, `micro` rows per micro-batch.
 #[derive(Debug, Clone)]
 pub struct LmBatcher {
     inner: CausalLmBatcher,
+    packer: Option<PackedBatcher>,
     micro: usize,
 }
 
@@ -182,8 +216,24 @@ impl LmBatcher {
     pub fn new(inner: CausalLmBatcher, micro: usize) -> Self {
         Self {
             inner,
+            packer: None,
             micro: micro.max(1),
         }
+    }
+
+    /// Micro-batches of `micro` packed rows (at least 1): each effective batch's examples
+    /// are packed (in order) into rows by `packer`, so no example of one step shares a row
+    /// with another step's.
+    pub fn packed(inner: CausalLmBatcher, packer: PackedBatcher, micro: usize) -> Self {
+        Self {
+            packer: Some(packer),
+            ..Self::new(inner, micro)
+        }
+    }
+
+    /// Whether batches are packed.
+    pub fn is_packed(&self) -> bool {
+        self.packer.is_some()
     }
 
     /// The tokenising batcher.
@@ -194,12 +244,20 @@ impl LmBatcher {
 
 impl<B: Backend> Batcher<B, EncodedSequence, LmBatch<B>> for LmBatcher {
     fn batch(&self, mut items: Vec<EncodedSequence>, device: &B::Device) -> LmBatch<B> {
-        items.sort_by_key(|s| s.input_ids.len());
         let mut parts = Vec::new();
         let mut target = Vec::new();
-        for chunk in items.chunks(self.micro) {
-            parts.push(self.inner.collate(chunk, device));
-            target.push(chunk.iter().map(target_tokens).sum());
+        if let Some(packer) = &self.packer {
+            let packed = packer.pack(&items);
+            for rows in packed.rows.chunks(self.micro) {
+                target.push(rows.iter().map(row_target_tokens).sum());
+                parts.push(LmPart::Packed(packer.collate(rows, device)));
+            }
+        } else {
+            items.sort_by_key(|s| s.input_ids.len());
+            for chunk in items.chunks(self.micro) {
+                parts.push(LmPart::Padded(self.inner.collate(chunk, device)));
+                target.push(chunk.iter().map(target_tokens).sum());
+            }
         }
         LmBatch {
             parts,

@@ -1,16 +1,16 @@
-//! The MetaMath job's configuration: defaults (the paper's NLG setup), an optional TOML file
-//! and command-line flags, in that order of precedence; saved as `config.toml` in the run
-//! folder and checked on resume.
+//! The causal-LM job's configuration: defaults (the paper's NLG setup, which `metamath` keeps
+//! and `sft` starts from), an optional TOML file and command-line flags, in that order of
+//! precedence; saved as `config.toml` in the run folder and checked on resume.
 
 use std::path::PathBuf;
 
-use clap::{ArgMatches, Args, ValueEnum};
+use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 pub use crate::llama::Precision;
 use crate::train::config::{file_name, RunConfig};
-use crate::train::job::{self, TrainArgs};
+
 use crate::train::DecayKind;
 
 /// The seven LLaMA projections the paper adapts.
@@ -50,11 +50,11 @@ impl LmMethod {
     }
 }
 
-/// Every setting of a MetaMath run. Field names are the TOML keys and, with `-` for `_`, the
+/// Every setting of a causal-LM run (`metamath`, `sft`). Field names are the TOML keys and, with `-` for `_`, the
 /// flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetamathConfig {
+pub struct LmConfig {
     /// Hugging Face checkpoint folder of a LLaMA-architecture decoder.
     pub model: PathBuf,
     /// MetaMathQA file (JSON array or JSON Lines of `{query, response, type,
@@ -103,6 +103,10 @@ pub struct MetamathConfig {
     pub out: Option<PathBuf>,
     /// Checkpoint every this many optimiser steps (0: only at the end of each epoch).
     pub checkpoint_every: usize,
+    /// Evaluate (and select the best adapter) every this many optimiser steps as well as at
+    /// the end of each epoch (0: epoch ends only).
+    #[serde(default)]
+    pub eval_every: usize,
     /// Training loss is logged every this many optimiser steps.
     pub log_every: usize,
     /// Float type of the base weights (adapters stay f32).
@@ -111,6 +115,14 @@ pub struct MetamathConfig {
     pub gradient_checkpointing: bool,
     /// Backend: ndarray (CPU), flex (CPU), wgpu or cuda, among those compiled in.
     pub device: DeviceChoice,
+    /// Pack whole examples into rows of `max_seq_len` tokens (positions restarting per
+    /// example, a block-diagonal causal mask) instead of padding each one.
+    #[serde(default)]
+    pub packing: bool,
+    /// Greedy generations from this many held-out prompts written to
+    /// `samples/step-N.jsonl` at each evaluation (0: none).
+    #[serde(default = "default_samples")]
+    pub samples: usize,
     /// `sft` only (unset for `metamath`, and then absent from `config.toml`): the row shape
     /// of `data` (`auto`, `alpaca`, `chat`, `sharegpt`, `prompt-completion`, `text`,
     /// `metamath`); set, `data` is read as a fine-tuning file with the model's chat template.
@@ -130,6 +142,11 @@ pub struct MetamathConfig {
     pub skip_bad_rows: Option<bool>,
 }
 
+/// Sample generations per evaluation unless `--samples` says otherwise.
+fn default_samples() -> usize {
+    3
+}
+
 /// `--train-on`: which tokens of an example carry the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
 pub enum TrainOn {
@@ -144,7 +161,7 @@ pub enum TrainOn {
     PromptResponse,
 }
 
-impl MetamathConfig {
+impl LmConfig {
     /// The paper's setup (LLaMA-2-7B, MetaMathQA, Bone r=64 on all seven projections, lr 2e-5
     /// cosine, 3 % warm-up, effective batch 64, one epoch, 512 tokens), on stories260K.
     pub fn defaults() -> Self {
@@ -172,10 +189,13 @@ impl MetamathConfig {
             seed: 42,
             out: None,
             checkpoint_every: 200,
+            eval_every: 0,
             log_every: 10,
             precision: Precision::F32,
             gradient_checkpointing: false,
             device: DeviceChoice::default(),
+            packing: false,
+            samples: default_samples(),
             format: None,
             field_map: None,
             eval_data: None,
@@ -217,7 +237,7 @@ impl MetamathConfig {
     }
 }
 
-impl RunConfig for MetamathConfig {
+impl RunConfig for LmConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
         "data",
         "mini_r",
@@ -238,7 +258,9 @@ impl RunConfig for MetamathConfig {
         "model",
         "data",
         "checkpoint_every",
+        "eval_every",
         "gradient_checkpointing",
+        "samples",
         "eval_data",
         "skip_bad_rows",
         // Safe to change when a run diverged ("lower --lr first"): the optimiser state and
@@ -257,7 +279,9 @@ impl RunConfig for MetamathConfig {
         essential.device = DeviceChoice::default();
         essential.log_every = 0;
         essential.checkpoint_every = 0;
+        essential.eval_every = 0;
         essential.gradient_checkpointing = false;
+        essential.samples = 0;
         essential.lr = 0.0;
         essential.schedule = DecayKind::Constant;
         essential.max_grad_norm = 0.0;
@@ -276,26 +300,9 @@ impl RunConfig for MetamathConfig {
     }
 }
 
-/// Command-line flags; each overrides the TOML file and the defaults.
-#[derive(Debug, Clone, Default, Args, Serialize)]
-pub struct MetamathArgs {
-    /// The flags every training job has.
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub train: TrainArgs,
-    /// MetaMathQA JSON (e.g. MetaMathQA-395K.json) [default: none, so GSM8K train (7,473
-    /// problems) rendered as MetaMathQA rows is used instead, and the output says so].
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// The decoder fine-tuning flags `metamath` and `sft` share.
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub lm: LmArgs,
-}
-
 /// The flags of every decoder fine-tuning job (`metamath`, `sft`): method, accumulation,
 /// held-out share, precision and gradient checkpointing; each job flattens them beside
-/// [`TrainArgs`].
+/// [`TrainArgs`](crate::train::job::TrainArgs).
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct LmArgs {
     /// What to train [default: bone].
@@ -320,103 +327,12 @@ pub struct LmArgs {
     /// memory, more compute [default: off].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub gradient_checkpointing: Option<bool>,
-}
-
-/// The MetaMath wording of the shared flags' help (see
-/// [`with_help`](crate::train::job::with_help)).
-pub const HELP: &[(&str, &str)] = &[
-    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K]"),
-    ("data_root", "Folder holding gsm8k/train.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets]"),
-    ("r", "Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features, e.g. 4 on stories260K) [default: 64]"),
-    ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 2·r]"),
-    ("targets", "Target modules: names such as `q_proj,v_proj`, `all`, `default` (PEFT's q_proj,v_proj) or `re:<regex>` over module paths [default: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"),
-    ("batch_size", "Examples per forward/backward pass [default: 4]"),
-    ("lr", "Peak learning rate [default: 2e-5]"),
-    ("schedule", "Learning-rate decay after warm-up [default: cosine]"),
-    ("warmup_ratio", "Share of the optimiser steps used for linear warm-up [default: 0.03]"),
-    ("max_seq_len", "Maximum tokens per sequence, BOS and EOS included [default: 512]"),
-    ("max_train_samples", "Train on at most this many examples, drawn with the seed [default: all]"),
-    ("max_eval_samples", "At most this many held-out examples [default: 256]"),
-    ("out", "Run folder [default: runs/metamath-<method>-r<r>-seed<seed>]"),
-];
-
-/// The configuration of a run: a new one from `defaults`, `--config` and the flags given, or
-/// the saved one of `--resume` with the given flags checked against it.
-///
-/// # Errors
-/// Invalid files, unknown keys, or (on resume) flags that differ from the saved run.
-pub fn resolve(
-    defaults: MetamathConfig,
-    args: &MetamathArgs,
-    matches: &ArgMatches,
-) -> anyhow::Result<MetamathConfig> {
-    job::resolve(defaults, args, &args.train, matches)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::train::config;
-    use clap::{CommandFactory, FromArgMatches, Parser};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: MetamathArgs,
-    }
-
-    fn parse(argv: &[&str]) -> (MetamathArgs, ArgMatches) {
-        let matches = Cli::command().get_matches_from(argv);
-        let cli = Cli::from_arg_matches(&matches).unwrap();
-        (cli.args, matches)
-    }
-
-    #[test]
-    fn flags_override_defaults_and_the_fingerprint_ignores_paths() {
-        let (args, m) = parse(&["x", "--r", "8", "--gradient-checkpointing", "--lr", "1e-3"]);
-        let c = resolve(MetamathConfig::defaults(), &args, &m).unwrap();
-        assert_eq!(c.r, 8);
-        assert!(c.gradient_checkpointing);
-        assert_eq!(c.lr, 1e-3);
-        assert_eq!(c.schedule, DecayKind::Cosine);
-        assert_eq!(c.effective_batch(), 64);
-        assert_eq!(c.lora_alpha(), 16.0);
-        let mut moved = c.clone();
-        moved.model = PathBuf::from("/elsewhere/stories260K");
-        moved.gradient_checkpointing = false;
-        moved.out = Some("x".into());
-        assert_eq!(config::fingerprint(&moved), config::fingerprint(&c));
-        moved.precision = Precision::Bf16;
-        assert_ne!(config::fingerprint(&moved), config::fingerprint(&c));
-        let saved = toml::to_string_pretty(&c).unwrap();
-        assert_eq!(toml::from_str::<MetamathConfig>(&saved).unwrap(), c);
-    }
-
-    #[test]
-    fn method_mini_takes_its_block_width_from_mini_r() {
-        let (args, m) = parse(&["x", "--method", "mini", "--r", "16", "--mini-r", "4"]);
-        let c = resolve(MetamathConfig::defaults(), &args, &m).unwrap();
-        assert_eq!((c.method, c.r, c.mini_r), (LmMethod::Mini, 16, Some(4)));
-        assert_eq!(c.out_dir(), PathBuf::from("runs/metamath-mini-r16-seed42"));
-        let saved = toml::to_string_pretty(&c).unwrap();
-        assert_eq!(toml::from_str::<MetamathConfig>(&saved).unwrap(), c);
-        let check = |mini, r| {
-            crate::train::job::check_mini_r(mini, r)
-                .map_err(|e| e.to_string())
-                .err()
-        };
-        assert_eq!(check(true, Some(4)), None);
-        assert_eq!(
-            check(true, None).as_deref(),
-            Some("--method mini needs --mini-r N (the block width)")
-        );
-        assert_eq!(
-            check(true, Some(0)).as_deref(),
-            Some("--mini-r 0: expected a positive block width")
-        );
-        assert_eq!(
-            check(false, Some(4)).as_deref(),
-            Some("--mini-r 4: applies to --method mini only")
-        );
-    }
+    /// Pack whole examples into rows of --max-seq-len tokens (positions restart per example,
+    /// a block-diagonal causal mask): no compute on padding [default: off].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub packing: Option<bool>,
+    /// Greedy generations from this many held-out prompts written to the run folder's
+    /// samples/step-N.jsonl at each evaluation, 0 for none [default: 3].
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
 }

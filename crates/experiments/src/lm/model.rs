@@ -7,9 +7,10 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use models::llama::causal_lm_loss;
 use models::LlamaForCausalLM;
 
-use super::data::LmBatch;
+use super::data::{LmBatch, LmPart};
 use super::metric::{TokenCountInput, TokenLossInput};
 
 /// A LLaMA causal LM fine-tuned with the loss on response tokens.
@@ -33,14 +34,25 @@ pub struct LmOutput<B: Backend> {
 impl<B: Backend> CausalLmModel<B> {
     /// The mean loss of micro-batch `part` of `batch`, `[1]`.
     fn part_loss(&self, batch: &LmBatch<B>, part: usize) -> Tensor<B, 1> {
-        let p = &batch.parts[part];
-        self.inner
-            .forward_lm(
-                p.input_ids.clone(),
-                Some(p.attention_mask.clone()),
-                p.labels.clone(),
-            )
-            .loss
+        match &batch.parts[part] {
+            LmPart::Padded(p) => {
+                self.inner
+                    .forward_lm(
+                        p.input_ids.clone(),
+                        Some(p.attention_mask.clone()),
+                        p.labels.clone(),
+                    )
+                    .loss
+            }
+            LmPart::Packed(p) => {
+                let logits = self.inner.forward_packed(
+                    p.input_ids.clone(),
+                    p.position_ids.clone(),
+                    p.segment_ids.clone(),
+                );
+                causal_lm_loss(logits, p.labels.clone()).loss
+            }
+        }
     }
 
     /// The token-weighted mean loss over every micro-batch, without gradients.
