@@ -55,8 +55,12 @@ impl LmMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetamathConfig {
-    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder.
+    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder, a llama.cpp `.gguf`
+    /// file, or a Hub id `org/name` (resolved in the Hugging Face cache when the run starts).
     pub model: PathBuf,
+    /// Branch, tag or commit of a Hub id `model` (unset: `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// MetaMathQA file (JSON array or JSON Lines of `{query, response, type,
     /// original_question}`); unset: GSM8K train rendered in MetaMathQA's shape.
     pub data: Option<PathBuf>,
@@ -150,6 +154,7 @@ impl MetamathConfig {
     pub fn defaults() -> Self {
         Self {
             model: models::hub::DECODER.dir(),
+            revision: None,
             data: None,
             mini_r: None,
             data_root: None,
@@ -219,6 +224,7 @@ impl MetamathConfig {
 
 impl RunConfig for MetamathConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
+        "revision",
         "data",
         "mini_r",
         "data_root",
@@ -298,6 +304,9 @@ pub struct MetamathArgs {
 /// [`TrainArgs`].
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct LmArgs {
+    /// Branch, tag or 40-hex commit of a Hub id given to --model [default: main].
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<LmMethod>,
@@ -325,7 +334,7 @@ pub struct LmArgs {
 /// The MetaMath wording of the shared flags' help (see
 /// [`with_help`](crate::train::job::with_help)).
 pub const HELP: &[(&str, &str)] = &[
-    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K]"),
+    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json), a llama.cpp .gguf file or a Hub id org/name (see --revision) [default: ../shared/models/stories260K]"),
     ("data_root", "Folder holding gsm8k/train.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets]"),
     ("r", "Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features, e.g. 4 on stories260K) [default: 64]"),
     ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 2·r]"),

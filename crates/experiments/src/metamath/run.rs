@@ -24,7 +24,7 @@ use super::metric::{TokenPerplexityMetric, TokensPerSecondMetric};
 use super::model::CausalLmModel;
 use super::task::{MetamathTrainTask, ADAPTER_NAME};
 use crate::device::{BackendJob, BackendKind};
-use crate::llama::{check_llama_folder, lm_batcher, Precision};
+use crate::llama::{check_llama_folder, lm_batcher, resolve_model_arg, Precision};
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
     check_run_folder, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay, RunDir,
@@ -150,8 +150,12 @@ fn run_metamath<B: AutodiffBackend>(
     device: B::Device,
     backend: BackendKind,
 ) -> anyhow::Result<MetamathSummary> {
-    let config = &job.config;
-    run_lm::<B, _>(config, config, job.control, device, backend, |llama| {
+    // The run folder keeps `--model` as given (a Hub id stays one); the run reads the
+    // resolved local path.
+    let mut resolved = job.config.clone();
+    resolved.model = resolve_model_arg(&job.config.model, job.config.revision.as_deref(), "--model")?;
+    let config = &resolved;
+    run_lm::<B, _>(config, &job.config, job.control, device, backend, |llama| {
         if config.is_sft() {
             crate::sft::data::prepare_sft(config, llama)
         } else {

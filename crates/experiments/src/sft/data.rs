@@ -15,17 +15,14 @@ use crate::metamath::config::{MetamathConfig, TrainOn};
 use crate::metamath::data::{DataSource, EncodeReport};
 use crate::metamath::run::PreparedData;
 
-/// The chat template of `model_dir` (`tokenizer_config.json`'s `chat_template`), `None` when
-/// the folder has no `tokenizer_config.json` or it has no template (then the Alpaca prompt).
+/// The chat template of `model_dir` (`tokenizer_config.json`'s `chat_template`, or a GGUF
+/// file's `tokenizer.chat_template`), `None` when it has none (then the Alpaca prompt); see
+/// [`crate::llama::chat_template`].
 ///
 /// # Errors
 /// An unreadable `tokenizer_config.json` or a template that does not compile.
 pub fn model_template(model_dir: &Path) -> anyhow::Result<Option<ChatTemplate>> {
-    let path = model_dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    Ok(ChatTemplate::from_tokenizer_config(&path)?)
+    crate::llama::chat_template(model_dir)
 }
 
 /// Reads `config.data` (and the eval file or fraction), renders and tokenises it.
@@ -87,7 +84,7 @@ pub(crate) fn prepare_sft(
         }
     ));
     let total_rows = splits.train.len() + eval.len();
-    let tokenizer = data::load_tokenizer(&config.model.join("tokenizer.json"))?;
+    let tokenizer = crate::llama::decoder_tokenizer(&config.model)?;
     let encoder = SftEncoder::new(
         tokenizer,
         template,
