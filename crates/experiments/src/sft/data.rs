@@ -66,7 +66,11 @@ pub(crate) fn prepare_sft(
     };
     let template = model_template(&config.model)?;
     let template_name = if template.is_some() {
-        "the model's chat template (tokenizer_config.json)"
+        if crate::llama::gguf_file(&config.model)?.is_some() {
+            "the model's chat template (the GGUF file's tokenizer.chat_template)"
+        } else {
+            "the model's chat template (tokenizer_config.json)"
+        }
     } else {
         "the Alpaca prompt (the model has no chat template)"
     };
