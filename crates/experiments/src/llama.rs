@@ -79,7 +79,8 @@ pub fn resolve_model_arg(
     revision: Option<&str>,
     flag: &str,
 ) -> anyhow::Result<PathBuf> {
-    models::hub::resolve_model(model, revision).with_context(|| format!("{flag} {}", model.display()))
+    models::hub::resolve_model(model, revision)
+        .with_context(|| format!("{flag} {}", model.display()))
 }
 
 /// [`resolve_model_arg`] for a PEFT adapter (`--adapter DIR|ORG/NAME`).

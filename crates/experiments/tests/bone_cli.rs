@@ -672,7 +672,15 @@ fn generate_chat_answers_with_the_gguf_chat_template() {
     let err = fails(&["generate", "--model", s(&stories()), "--chat", "Hi"], 1);
     assert!(err.contains("has no chat template"), "{err}");
     let err = fails(
-        &["generate", "--model", s(&stories()), "--chat", "Hi", "--prompt", "x"],
+        &[
+            "generate",
+            "--model",
+            s(&stories()),
+            "--chat",
+            "Hi",
+            "--prompt",
+            "x",
+        ],
         2,
     );
     assert!(err.contains("cannot be used with"), "{err}");

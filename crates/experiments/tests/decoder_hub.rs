@@ -137,7 +137,9 @@ fn gsm8k_eval_reads_model_and_adapter_ids_from_the_cache() {
     assert!(by_path.contains("GSM8K test: 2 problems"), "{by_path}");
     let hub = cache.join("hub.jsonl");
     let by_id = eval("org/tiny-stories", "org/bone-adapter", Some("v1.0"), &hub);
-    let snapshot = cache.join("models--org--tiny-stories/snapshots").join(COMMIT_B);
+    let snapshot = cache
+        .join("models--org--tiny-stories/snapshots")
+        .join(COMMIT_B);
     assert!(
         by_id.contains(&format!("· {} + ", snapshot.display())),
         "{by_id}"
@@ -147,12 +149,29 @@ fn gsm8k_eval_reads_model_and_adapter_ids_from_the_cache() {
     let err = fails(
         exe,
         &cache,
-        &["--model", "org/tiny-stories", "--revision", "v9", "--limit", "1"],
+        &[
+            "--model",
+            "org/tiny-stories",
+            "--revision",
+            "v9",
+            "--limit",
+            "1",
+        ],
     );
-    assert!(err.starts_with("error: --model org/tiny-stories: "), "{err}");
+    assert!(
+        err.starts_with("error: --model org/tiny-stories: "),
+        "{err}"
+    );
     assert!(err.contains("v9"), "{err}");
-    let err = fails(exe, &cache, &["--model", "org/absent-model", "--limit", "1"]);
-    assert!(err.starts_with("error: --model org/absent-model: "), "{err}");
+    let err = fails(
+        exe,
+        &cache,
+        &["--model", "org/absent-model", "--limit", "1"],
+    );
+    assert!(
+        err.starts_with("error: --model org/absent-model: "),
+        "{err}"
+    );
     assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
     let _ = std::fs::remove_dir_all(&cache);
 }
@@ -163,7 +182,12 @@ fn metamath_and_sft_train_a_hub_id_and_keep_it_in_the_run_config() {
     let root = common::shared_arg("datasets");
     let data = cache.join("rows.jsonl");
     let rows: String = (0..8)
-        .map(|i| format!("{{\"instruction\": \"Add {i} and 1.\", \"output\": \"{}\"}}\n", i + 1))
+        .map(|i| {
+            format!(
+                "{{\"instruction\": \"Add {i} and 1.\", \"output\": \"{}\"}}\n",
+                i + 1
+            )
+        })
         .collect();
     std::fs::write(&data, rows).unwrap();
     for (exe, extra) in [
@@ -207,9 +231,17 @@ fn metamath_and_sft_train_a_hub_id_and_keep_it_in_the_run_config() {
         let err = fails(
             exe,
             &cache,
-            &["--model", "org/absent-model", "--out", out.with_extension("x").to_str().unwrap()],
+            &[
+                "--model",
+                "org/absent-model",
+                "--out",
+                out.with_extension("x").to_str().unwrap(),
+            ],
         );
-        assert!(err.starts_with("error: --model org/absent-model: "), "{err}");
+        assert!(
+            err.starts_with("error: --model org/absent-model: "),
+            "{err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&cache);
 }

@@ -832,9 +832,10 @@ fn qwen2_qwen3_and_mistral_gguf_files_match_transformers() {
         let input = int_tensor::<TB, 2>(&g["input_ids"], &device);
         let mask = int_tensor::<TB, 2>(&g["attention_mask"], &device);
         let [b, t] = input.dims();
-        let positions = burn::tensor::Tensor::<TB, 1, burn::tensor::Int>::arange(0..t as i64, &device)
-            .reshape([1, t])
-            .expand([b, t]);
+        let positions =
+            burn::tensor::Tensor::<TB, 1, burn::tensor::Int>::arange(0..t as i64, &device)
+                .reshape([1, t])
+                .expand([b, t]);
         let hidden = model.forward_hidden(input, Some(mask), Some(positions), None);
         assert_close(
             &format!("{family} logits from GGUF"),
@@ -846,14 +847,23 @@ fn qwen2_qwen3_and_mistral_gguf_files_match_transformers() {
         let out = model
             .generate(&[generated[..t].to_vec()], &GenerationConfig::greedy(12))
             .unwrap();
-        assert_eq!(out.sequences[0], generated, "{family} greedy tokens from GGUF");
+        assert_eq!(
+            out.sequences[0], generated,
+            "{family} greedy tokens from GGUF"
+        );
     }
     // Qwen files keep Hugging Face's row order: the loader reads q rows and biases as stored
     // (undoing llama's permutation on them would scramble the heads).
     let qwen2 = Checkpoint::open(&family_gguf(dir.path(), "qwen2", "qwen2", vec![])).unwrap();
     let hf = Checkpoint::open(shared_dir().join("golden/qwen2_tiny_random")).unwrap();
     let name = "model.layers.0.self_attn.q_proj.weight";
-    assert_eq!(f32s(&qwen2.read(name).unwrap()), f32s(&hf.read(name).unwrap()));
+    assert_eq!(
+        f32s(&qwen2.read(name).unwrap()),
+        f32s(&hf.read(name).unwrap())
+    );
     let bias = "model.layers.0.self_attn.q_proj.bias";
-    assert_eq!(f32s(&qwen2.read(bias).unwrap()), f32s(&hf.read(bias).unwrap()));
+    assert_eq!(
+        f32s(&qwen2.read(bias).unwrap()),
+        f32s(&hf.read(bias).unwrap())
+    );
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use data::sft::{Message, Role};
 use burn::tensor::backend::Backend;
+use data::sft::{Message, Role};
 use models::tokenizer::Tokenizer;
 use models::{AutoModel, GenerationConfig};
 

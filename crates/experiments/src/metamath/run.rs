@@ -153,7 +153,8 @@ fn run_metamath<B: AutodiffBackend>(
     // The run folder keeps `--model` as given (a Hub id stays one); the run reads the
     // resolved local path.
     let mut resolved = job.config.clone();
-    resolved.model = resolve_model_arg(&job.config.model, job.config.revision.as_deref(), "--model")?;
+    resolved.model =
+        resolve_model_arg(&job.config.model, job.config.revision.as_deref(), "--model")?;
     let config = &resolved;
     run_lm::<B, _>(config, &job.config, job.control, device, backend, |llama| {
         if config.is_sft() {

@@ -485,7 +485,9 @@ fn attention_mask_4d<B: Backend>(
             // Query position q sees keys q - w < j ≤ q (transformers' sliding-window mask).
             masked = masked.bool_or(keys.lower_equal(queries.sub_scalar(w as i64)));
         }
-        masked.reshape([1, 1, s, keys_len]).expand([b, 1, s, keys_len])
+        masked
+            .reshape([1, 1, s, keys_len])
+            .expand([b, 1, s, keys_len])
     });
     let padding = full_mask.map(|m| crate::nn::padding_mask(m.clone(), s));
     match (causal, padding) {

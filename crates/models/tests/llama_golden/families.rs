@@ -299,7 +299,9 @@ fn sliding_window_limits_attention_in_the_mask_and_the_cache() {
     };
     assert_eq!(
         windowed.generate(&[tokens.clone()], &greedy(true)).unwrap(),
-        windowed.generate(&[tokens.clone()], &greedy(false)).unwrap()
+        windowed
+            .generate(&[tokens.clone()], &greedy(false))
+            .unwrap()
     );
     // A left-padded batch through the bounded cache (positions continue after the dropped
     // tokens, padding stays masked) generates what recomputing everything does.
@@ -310,7 +312,11 @@ fn sliding_window_limits_attention_in_the_mask_and_the_cache() {
     );
     // A prompt given in two chunks, the second with a mask over everything seen.
     let mut cache = windowed.new_cache();
-    let first = windowed.forward(ids_tensor(&[tokens[..5].to_vec()], &device), None, Some(&mut cache));
+    let first = windowed.forward(
+        ids_tensor(&[tokens[..5].to_vec()], &device),
+        None,
+        Some(&mut cache),
+    );
     assert_eq!(cache.stored_len(), 3);
     let mask = Tensor::<TB, 2, Int>::ones([1, 8], &device);
     let second = windowed.forward(
