@@ -127,7 +127,8 @@ impl<B: Backend> KvCache<B> {
     /// Records that `new` tokens with mask `mask` (`[b, new]`, or `None` for all real) were
     /// appended by a forward pass.
     pub(crate) fn advance(&mut self, batch: usize, new: usize, mask: Option<Tensor<B, 2, Int>>) {
-        let len = self.len;
+        // Only the stored tokens have mask columns (a windowed cache dropped the others).
+        let len = self.stored_len();
         self.mask = match (self.mask.take(), mask) {
             (None, None) => None,
             (Some(past), None) => {
