@@ -208,7 +208,7 @@ fn metamath_and_sft_train_a_hub_id_and_keep_it_in_the_run_config() {
             "--max-eval-samples",
             "2",
             "--max-seq-len",
-            "128",
+            "256",
             "--batch-size",
             "2",
             "--grad-accumulation",
