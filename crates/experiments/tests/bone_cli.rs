@@ -633,3 +633,55 @@ fn convert_adapter_turns_peft_mini_into_an_exact_lora() {
     );
     assert!(err.contains("give the LoRA rank"), "{err}");
 }
+
+/// `bone generate --chat` renders SmolLM2's chat template (from the GGUF metadata, default
+/// system prompt included) with the generation prompt and answers greedily with transformers'
+/// tokens (golden `generated_ids` after `chat_ids`), printing the answer alone.
+#[test]
+fn generate_chat_answers_with_the_gguf_chat_template() {
+    let gguf = shared().join("models/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let g = golden("smollm2_gguf_forward");
+    let chat: Vec<u32> = g["chat_ids"].iter::<i64>().map(|v| v as u32).collect();
+    let generated: Vec<u32> = g["generated_ids"].iter::<i64>().map(|v| v as u32).collect();
+    let answer = &generated[chat.len()..];
+    let tokenizer = models::Tokenizer::from_pretrained(&gguf).unwrap();
+    let out = bone(&[
+        "generate",
+        "--model",
+        s(&gguf),
+        "--chat",
+        "What is the capital of France?",
+        "--max-new-tokens",
+        "24",
+        "--no-stream",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.trim_end_matches('\n'),
+        tokenizer.decode(answer, true).unwrap()
+    );
+    assert_eq!(stdout, "The capital of France is Paris.\n");
+    assert!(
+        stderr.starts_with(&format!("{} tokens in ", answer.len())),
+        "{stderr}"
+    );
+    let err = fails(&["generate", "--model", s(&stories()), "--chat", "Hi"], 1);
+    assert!(err.contains("has no chat template"), "{err}");
+    let err = fails(
+        &[
+            "generate",
+            "--model",
+            s(&stories()),
+            "--chat",
+            "Hi",
+            "--prompt",
+            "x",
+        ],
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -181,3 +181,48 @@ fn bad_input_fails_with_a_clear_message() {
     let err = fails(&["--model", &model, "--data-root", "/nonexistent/data"]);
     assert!(err.contains("gsm8k/test.jsonl"), "{err}");
 }
+
+/// A GGUF model with `--chat-template`: the question is the user turn of SmolLM2's template
+/// (the golden chat text with its question swapped), tokenised without added BOS.
+#[test]
+fn a_gguf_model_is_prompted_with_its_chat_template() {
+    let gguf = shared().join("models/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let root = data_root();
+    let dir = tmp("chat");
+    let out = dir.join("chat.jsonl");
+    let stdout = ok(&[
+        "--model",
+        gguf.to_str().unwrap(),
+        "--chat-template",
+        "--data-root",
+        &root,
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("GSM8K test: 1 problems"), "{stdout}");
+    let row = &rows(&out)[0];
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("golden/MANIFEST_FAMILIES.json")).unwrap(),
+    )
+    .unwrap();
+    let chat_text = manifest["files"]["smollm2_gguf_forward"]["chat_text"]
+        .as_str()
+        .unwrap()
+        .replace(
+            "What is the capital of France?",
+            row["question"].as_str().unwrap(),
+        );
+    let tokenizer = models::Tokenizer::from_pretrained(&gguf).unwrap();
+    assert_eq!(
+        row["prompt_tokens"].as_u64().unwrap() as usize,
+        tokenizer.encode(&chat_text, false).unwrap().len()
+    );
+    assert_eq!(row["new_tokens"], 4);
+    let err = fails(&["--model", &stories(), "--chat-template", "--limit", "1"]);
+    assert!(err.contains("has no chat template"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

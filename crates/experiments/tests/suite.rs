@@ -12,6 +12,8 @@ mod causal_lm_step;
 #[path = "chat_cli.rs"]
 mod chat_cli;
 mod common;
+#[path = "decoder_hub.rs"]
+mod decoder_hub;
 #[path = "fuzz.rs"]
 mod fuzz;
 #[path = "glue_cli.rs"]

@@ -603,7 +603,7 @@ fn an_unknown_architecture_or_a_missing_key_is_named() {
     let err = open_err(&path);
     assert!(
         err.ends_with(
-            "metadata key `general.architecture`: unsupported architecture \"gptneox\" (supported: llama)"
+            "metadata key `general.architecture`: unsupported architecture \"gptneox\" (supported: llama, qwen2, qwen3)"
         ),
         "{err}"
     );
@@ -717,4 +717,153 @@ fn a_sentencepiece_tokenizer_merges_by_score_with_byte_fallback() {
     let gg = GgufTokenizer::open(&path).unwrap();
     assert!(gg.add_bos_token && !gg.add_eos_token && gg.chat_template.is_none());
     assert_eq!(gg.tokenizer_config(None)["bos_token"], "<s>");
+}
+
+/// The llama.cpp name of a Hugging Face tensor name (the inverse of `gguf::llama::hf_name`).
+fn gguf_name(hf: &str) -> String {
+    match hf {
+        "model.embed_tokens.weight" => return "token_embd.weight".into(),
+        "model.norm.weight" => return "output_norm.weight".into(),
+        "lm_head.weight" => return "output.weight".into(),
+        _ => {}
+    }
+    let rest = hf.strip_prefix("model.layers.").unwrap();
+    let (layer, rest) = rest.split_once('.').unwrap();
+    let (module, suffix) = rest.rsplit_once('.').unwrap();
+    let short = match module {
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        other => panic!("no llama.cpp name for {other}"),
+    };
+    format!("blk.{layer}.{short}.{suffix}")
+}
+
+/// A golden tiny checkpoint written as llama.cpp's converter would (F32): `arch` metadata
+/// from its config.json, tensors renamed with their dimensions reversed, q/k rows (weights
+/// and biases) permuted when `arch` is `llama`.
+fn family_gguf(dir: &Path, family: &str, arch: &str, extra: Vec<(&'static str, V)>) -> PathBuf {
+    let src = shared_dir().join(format!("golden/{family}_tiny_random"));
+    let checkpoint = Checkpoint::open(&src).unwrap();
+    let config = checkpoint.config().clone();
+    let n = |k: &str| config[k].as_u64().unwrap() as u32;
+    let (heads, kv_heads) = (n("num_attention_heads"), n("num_key_value_heads"));
+    let key = |k: &str| -> &'static str { Box::leak(format!("{arch}.{k}").into_boxed_str()) };
+    let mut kv = vec![
+        ("general.architecture", V::Str(arch.into())),
+        (key("context_length"), V::U32(n("max_position_embeddings"))),
+        (key("embedding_length"), V::U32(n("hidden_size"))),
+        (key("block_count"), V::U32(n("num_hidden_layers"))),
+        (key("feed_forward_length"), V::U32(n("intermediate_size"))),
+        (key("attention.head_count"), V::U32(heads)),
+        (key("attention.head_count_kv"), V::U32(kv_heads)),
+        (
+            key("attention.layer_norm_rms_epsilon"),
+            V::F32(config["rms_norm_eps"].as_f64().unwrap() as f32),
+        ),
+        (
+            key("rope.freq_base"),
+            V::F32(config["rope_parameters"]["rope_theta"].as_f64().unwrap() as f32),
+        ),
+        (key("vocab_size"), V::U32(n("vocab_size"))),
+        ("tokenizer.ggml.bos_token_id", V::U32(n("bos_token_id"))),
+        ("tokenizer.ggml.eos_token_id", V::U32(n("eos_token_id"))),
+    ];
+    if let Some(head_dim) = config["head_dim"].as_u64() {
+        kv.push((key("attention.key_length"), V::U32(head_dim as u32)));
+        kv.push((key("attention.value_length"), V::U32(head_dim as u32)));
+    }
+    kv.extend(extra);
+    let mut names: Vec<String> = checkpoint.names().map(String::from).collect();
+    names.sort();
+    let tensors: Vec<Tensor> = names
+        .iter()
+        .map(|name| {
+            let data = checkpoint.read(name).unwrap();
+            let shape = data.shape.to_vec();
+            let mut values = f32s(&data);
+            let head_rows = if name.contains("q_proj") {
+                Some(heads)
+            } else if name.contains("k_proj") {
+                Some(kv_heads)
+            } else {
+                None
+            };
+            if let (Some(h), "llama") = (head_rows, arch) {
+                values = llama_cpp_permute(&values, shape[0], h as usize);
+            }
+            let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
+            tensor_f32(&gguf_name(name), &dims, &values)
+        })
+        .collect();
+    write(dir, &format!("{family}.gguf"), &write_gguf(&kv, &tensors))
+}
+
+/// Qwen2 (q/k/v biases), Qwen3 (q_norm/k_norm, head_dim from `attention.key_length`) and
+/// Mistral (written as `llama`, q/k permuted, with its window) from GGUF files give
+/// transformers' logits of the golden right-padded batch.
+#[test]
+fn qwen2_qwen3_and_mistral_gguf_files_match_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (family, arch, extra, model_type) in [
+        ("qwen2", "qwen2", vec![], "qwen2"),
+        ("qwen3", "qwen3", vec![], "qwen3"),
+        (
+            "mistral",
+            "llama",
+            vec![("llama.attention.sliding_window", V::U32(4096))],
+            "mistral",
+        ),
+    ] {
+        let path = family_gguf(dir.path(), family, arch, extra);
+        let checkpoint = Checkpoint::open(&path).unwrap();
+        assert_eq!(checkpoint.config()["model_type"], model_type, "{family}");
+        let g = golden(&format!("{family}_tiny_forward"));
+        let model = load(&path);
+        let device = device();
+        let input = int_tensor::<TB, 2>(&g["input_ids"], &device);
+        let mask = int_tensor::<TB, 2>(&g["attention_mask"], &device);
+        let [b, t] = input.dims();
+        let positions =
+            burn::tensor::Tensor::<TB, 1, burn::tensor::Int>::arange(0..t as i64, &device)
+                .reshape([1, t])
+                .expand([b, t]);
+        let hidden = model.forward_hidden(input, Some(mask), Some(positions), None);
+        assert_close(
+            &format!("{family} logits from GGUF"),
+            &values(&model.lm_logits(hidden)),
+            &f32s(&g["logits"]),
+            1e-4,
+        );
+        let generated = ids(&g["generated_ids"]);
+        let out = model
+            .generate(&[generated[..t].to_vec()], &GenerationConfig::greedy(12))
+            .unwrap();
+        assert_eq!(
+            out.sequences[0], generated,
+            "{family} greedy tokens from GGUF"
+        );
+    }
+    // Qwen files keep Hugging Face's row order: the loader reads q rows and biases as stored
+    // (undoing llama's permutation on them would scramble the heads).
+    let qwen2 = Checkpoint::open(&family_gguf(dir.path(), "qwen2", "qwen2", vec![])).unwrap();
+    let hf = Checkpoint::open(shared_dir().join("golden/qwen2_tiny_random")).unwrap();
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    assert_eq!(
+        f32s(&qwen2.read(name).unwrap()),
+        f32s(&hf.read(name).unwrap())
+    );
+    let bias = "model.layers.0.self_attn.q_proj.bias";
+    assert_eq!(
+        f32s(&qwen2.read(bias).unwrap()),
+        f32s(&hf.read(bias).unwrap())
+    );
 }

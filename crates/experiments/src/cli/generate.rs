@@ -1,10 +1,12 @@
-//! `bone generate`: streams the continuation of a prompt.
+//! `bone generate`: streams the continuation of a prompt, or the answer to a chat message.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use burn::tensor::backend::Backend;
+use data::sft::{Message, Role};
 use models::tokenizer::Tokenizer;
 use models::{AutoModel, GenerationConfig};
 
@@ -21,17 +23,21 @@ pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result
             loaded.model.architecture()
         );
     };
-    let prompts = args
-        .prompt
-        .iter()
-        .map(|p| tokenizer.encode(p, true))
-        .collect::<models::Result<Vec<_>>>()?;
+    let chat = !args.chat.is_empty();
+    let prompts = if chat {
+        chat_prompts(&args.model.model, &args.chat, &tokenizer)?
+    } else {
+        args.prompt
+            .iter()
+            .map(|p| tokenizer.encode(p, true))
+            .collect::<models::Result<Vec<_>>>()?
+    };
     let config: GenerationConfig = args.sampling.config(tokenizer.special_tokens().pad)?;
     let stream = !args.no_stream && prompts.len() == 1;
     let stdout = std::io::stdout();
     let mut text = tokenizer.stream(true);
     let mut write_error = None;
-    if stream {
+    if stream && !chat {
         let mut out = stdout.lock();
         for &t in &prompts[0] {
             let piece = text.push(t)?;
@@ -64,10 +70,12 @@ pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result
         println!();
     } else {
         for (i, seq) in output.sequences.iter().enumerate() {
+            // A chat prints the answer only, not the rendered template.
+            let shown = if chat { output.new_tokens(i) } else { seq };
             if prompts.len() > 1 {
-                println!("[{i}] {}", tokenizer.decode(seq, true)?);
+                println!("[{i}] {}", tokenizer.decode(shown, true)?);
             } else {
-                println!("{}", tokenizer.decode(seq, true)?);
+                println!("{}", tokenizer.decode(shown, true)?);
             }
         }
     }
@@ -87,4 +95,31 @@ pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result
         }
     );
     Ok(())
+}
+
+/// `--chat`: each message as the one user turn of a conversation, rendered with the model's
+/// chat template ([`crate::llama::chat_template`], the one `sft` trains with) and the
+/// generation prompt, tokenised without added special tokens (as transformers'
+/// `apply_chat_template` does: the template writes its own).
+fn chat_prompts(
+    model: &Path,
+    messages: &[String],
+    tokenizer: &Tokenizer,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let Some(template) = crate::llama::chat_template(model)? else {
+        bail!(
+            "--chat: {} has no chat template (no `chat_template` in tokenizer_config.json, no \
+             `tokenizer.chat_template` in the GGUF file); use --prompt",
+            model.display()
+        );
+    };
+    messages
+        .iter()
+        .map(|m| {
+            let text = template
+                .render(&[Message::new(Role::User, m.as_str())], true)
+                .context("--chat: rendering the chat template")?;
+            Ok(tokenizer.encode(&text, false)?)
+        })
+        .collect()
 }

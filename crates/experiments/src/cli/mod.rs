@@ -93,8 +93,13 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The prompt (the tokenizer adds BOS). Repeat to generate for a batch.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "chat", conflicts_with = "chat")]
     pub prompt: Vec<String>,
+    /// A user message, rendered with the model's chat template (tokenizer_config.json's
+    /// `chat_template` or the GGUF file's `tokenizer.chat_template`) and its generation
+    /// prompt; the answer is printed. Repeat to answer a batch of messages.
+    #[arg(long, value_name = "MESSAGE")]
+    pub chat: Vec<String>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Print the text once at the end instead of streaming it.

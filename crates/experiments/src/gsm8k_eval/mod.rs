@@ -1,5 +1,6 @@
 //! `gsm8k-eval`: GSM8K accuracy of a LLaMA checkpoint and an optional PEFT adapter, by
-//! batched greedy generation with the Alpaca prompt the MetaMath scripts use, the last number
+//! batched greedy generation with the Alpaca prompt the MetaMath scripts use (or the model's
+//! chat template, `--chat-template`), the last number
 //! of each generation (or the one after `The answer is:`) against the number after `####`.
 
 pub mod run;
@@ -48,17 +49,26 @@ beside it has the counts.\n\nPaper (LLaMA-2-7B, MetaMathQA 395K, 1 epoch): Bone 
 40.75 %, PiSSA 43.89 %, DoRA 42.93 %."
 )]
 pub struct Gsm8kEvalArgs {
-    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder.
+    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder, a llama.cpp .gguf file
+    /// (or a folder holding one), or a Hub id `org/name` found in or downloaded to the HF cache.
     #[arg(
         long,
-        value_name = "DIR",
+        value_name = "DIR|FILE.gguf|ORG/NAME",
         default_value = "../shared/models/stories260K"
     )]
     pub model: PathBuf,
+    /// Branch, tag or 40-hex commit of a Hub id given to --model [default: main].
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
     /// PEFT adapter folder (adapter_config.json, adapter_model.safetensors), e.g. the best/
-    /// folder of a metamath run.
-    #[arg(long, value_name = "DIR")]
+    /// folder of a metamath run, or a Hub id `org/name`.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
     pub adapter: Option<PathBuf>,
+    /// Prompt with the model's chat template (tokenizer_config.json's `chat_template`, or the
+    /// GGUF file's `tokenizer.chat_template`): the question as the one user turn, with the
+    /// generation prompt; instead of the Alpaca prompt.
+    #[arg(long)]
+    pub chat_template: bool,
     /// Folder holding gsm8k/{train,test}.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets].
     #[arg(long, value_name = "DIR")]
     pub data_root: Option<PathBuf>,

@@ -11,6 +11,7 @@ use data::batcher::PaddingSide;
 use data::gsm8k::{extract_predicted_answer, load_gsm8k, Gsm8kExample, Gsm8kSplit};
 use data::metrics::{gsm8k_answers_match, gsm8k_exact_match};
 use data::prompt::alpaca_prompt;
+use data::sft::{Conversation, LossOn, Message, Role, SftEncoder, SftEncoderConfig};
 use data::{DataRoot, LoadOptions};
 use models::llama::FinishReason;
 use models::{GenerationConfig, LlamaForCausalLM};
@@ -18,7 +19,10 @@ use serde::Serialize;
 
 use super::Gsm8kEvalArgs;
 use crate::device::{BackendJob, BackendKind};
-use crate::llama::{check_llama_folder, lm_batcher, Precision};
+use crate::llama::{
+    chat_template, check_llama_folder, lm_batcher, resolve_adapter_arg, resolve_model_arg,
+    Precision,
+};
 
 /// One problem's line in the JSONL file.
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +123,9 @@ pub fn default_out(args: &Gsm8kEvalArgs) -> PathBuf {
         }
         stem.push_str(&name(adapter));
     }
+    if args.chat_template {
+        stem.push_str("-chat");
+    }
     PathBuf::from("runs")
         .join("gsm8k-eval")
         .join(format!("{stem}-{}.jsonl", args.split.name()))
@@ -156,10 +163,14 @@ fn validate(args: &Gsm8kEvalArgs) -> anyhow::Result<()> {
 }
 
 fn evaluate<B: Backend>(
-    args: Gsm8kEvalArgs,
+    mut args: Gsm8kEvalArgs,
     device: B::Device,
     backend: BackendKind,
 ) -> anyhow::Result<Gsm8kSummary> {
+    args.model = resolve_model_arg(&args.model, args.revision.as_deref(), "--model")?;
+    if let Some(adapter) = &args.adapter {
+        args.adapter = Some(resolve_adapter_arg(adapter, "--adapter")?);
+    }
     validate(&args)?;
     let llama = check_llama_folder(&args.model, "--model")?;
     args.precision.check::<B>(&device, backend)?;
@@ -179,14 +190,7 @@ fn evaluate<B: Backend>(
         llama.max_position_embeddings.max(8),
         PaddingSide::Left,
     )?;
-    let prompts: Vec<Vec<u32>> = problems
-        .iter()
-        .map(|p| {
-            batcher
-                .encode_prompt(&alpaca_prompt(&p.question))
-                .map(|e| e.input_ids)
-        })
-        .collect::<data::Result<_>>()?;
+    let prompts = encode_prompts(&args, &llama, &batcher, &problems)?;
 
     let options = models::LoadOptions {
         dtype: (args.precision != Precision::F32).then(|| args.precision.dtype()),
@@ -312,6 +316,52 @@ fn evaluate<B: Backend>(
     Ok(summary)
 }
 
+/// The prompt of every problem: `[BOS]` + the Alpaca prompt, or (`--chat-template`) the
+/// model's chat template rendered with the question as the user turn and the generation
+/// prompt, tokenised without added special tokens (as `apply_chat_template` does).
+fn encode_prompts(
+    args: &Gsm8kEvalArgs,
+    llama: &models::LlamaConfig,
+    batcher: &data::batcher::CausalLmBatcher,
+    problems: &[Gsm8kExample],
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    if !args.chat_template {
+        return Ok(problems
+            .iter()
+            .map(|p| {
+                batcher
+                    .encode_prompt(&alpaca_prompt(&p.question))
+                    .map(|e| e.input_ids)
+            })
+            .collect::<data::Result<_>>()?);
+    }
+    let Some(template) = chat_template(&args.model)? else {
+        bail!(
+            "--chat-template: {} has no chat template (no `chat_template` in \
+             tokenizer_config.json, no `tokenizer.chat_template` in the GGUF file); drop the \
+             flag to use the Alpaca prompt",
+            args.model.display()
+        );
+    };
+    let encoder = SftEncoder::new(
+        batcher.tokenizer().clone(),
+        Some(template),
+        SftEncoderConfig {
+            max_len: batcher.config().max_len,
+            loss_on: LossOn::Assistant,
+            bos_id: llama.bos_token_id,
+            eos_id: llama.eos_token_ids().first().copied(),
+        },
+    )?;
+    Ok(problems
+        .iter()
+        .map(|p| {
+            let conversation = Conversation::new(vec![Message::new(Role::User, &p.question)]);
+            encoder.encode_prompt(&conversation).map(|e| e.input_ids)
+        })
+        .collect::<data::Result<_>>()?)
+}
+
 /// The number a generation answers with and whether it matches `gold`.
 pub fn score(generation: &str, gold: f64) -> (Option<f64>, bool) {
     let predicted = extract_predicted_answer(generation);
@@ -351,6 +401,8 @@ mod tests {
     fn output_paths() {
         let args = Gsm8kEvalArgs {
             model: "m/Llama-2-7b-hf".into(),
+            revision: None,
+            chat_template: false,
             adapter: Some("runs/metamath-bone-r64-seed42/best".into()),
             data_root: None,
             split: super::super::SplitChoice::Test,

@@ -55,8 +55,12 @@ impl LmMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LmConfig {
-    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder.
+    /// Hugging Face checkpoint folder of a LLaMA-architecture decoder, a llama.cpp `.gguf`
+    /// file, or a Hub id `org/name` (resolved in the Hugging Face cache when the run starts).
     pub model: PathBuf,
+    /// Branch, tag or commit of a Hub id `model` (unset: `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// MetaMathQA file (JSON array or JSON Lines of `{query, response, type,
     /// original_question}`); unset: GSM8K train rendered in MetaMathQA's shape.
     pub data: Option<PathBuf>,
@@ -167,6 +171,7 @@ impl LmConfig {
     pub fn defaults() -> Self {
         Self {
             model: models::hub::DECODER.dir(),
+            revision: None,
             data: None,
             mini_r: None,
             data_root: None,
@@ -239,6 +244,7 @@ impl LmConfig {
 
 impl RunConfig for LmConfig {
     const OPTIONAL_KEYS: &'static [&'static str] = &[
+        "revision",
         "data",
         "mini_r",
         "data_root",
@@ -305,6 +311,9 @@ impl RunConfig for LmConfig {
 /// [`TrainArgs`](crate::train::job::TrainArgs).
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct LmArgs {
+    /// Branch, tag or 40-hex commit of a Hub id given to --model [default: main].
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
     /// What to train [default: bone].
     #[arg(long, value_enum)]
     pub method: Option<LmMethod>,

@@ -25,7 +25,7 @@ use super::model::CausalLmModel;
 use super::samples::SampleSet;
 use super::task::{LmTrainTask, ADAPTER_NAME};
 use crate::device::{BackendJob, BackendKind};
-use crate::llama::{check_llama_folder, lm_batcher, Precision};
+use crate::llama::{check_llama_folder, lm_batcher, resolve_model_arg, Precision};
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
     check_run_folder, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay, RunDir,
@@ -151,8 +151,13 @@ fn run_job<B: AutodiffBackend>(
     device: B::Device,
     backend: BackendKind,
 ) -> anyhow::Result<LmSummary> {
-    let config = &job.config;
-    run_lm::<B, _>(config, config, job.control, device, backend, |llama| {
+    // The run folder keeps `--model` as given (a Hub id stays one); the run reads the
+    // resolved local path.
+    let mut resolved = job.config.clone();
+    resolved.model =
+        resolve_model_arg(&job.config.model, job.config.revision.as_deref(), "--model")?;
+    let config = &resolved;
+    run_lm::<B, _>(config, &job.config, job.control, device, backend, |llama| {
         if config.is_sft() {
             super::sft_data::prepare_sft(config, llama)
         } else {

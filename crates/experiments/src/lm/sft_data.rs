@@ -15,17 +15,14 @@ use super::data::{DataSource, EncodeReport};
 use super::run::PreparedData;
 use crate::llama::lm_batcher;
 
-/// The chat template of `model_dir` (`tokenizer_config.json`'s `chat_template`), `None` when
-/// the folder has no `tokenizer_config.json` or it has no template (then the Alpaca prompt).
+/// The chat template of `model_dir` (`tokenizer_config.json`'s `chat_template`, or a GGUF
+/// file's `tokenizer.chat_template`), `None` when it has none (then the Alpaca prompt); see
+/// [`crate::llama::chat_template`].
 ///
 /// # Errors
 /// An unreadable `tokenizer_config.json` or a template that does not compile.
 pub fn model_template(model_dir: &Path) -> anyhow::Result<Option<ChatTemplate>> {
-    let path = model_dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    Ok(ChatTemplate::from_tokenizer_config(&path)?)
+    crate::llama::chat_template(model_dir)
 }
 
 /// Reads `config.data` (and the eval file or fraction), renders and tokenises it.
@@ -66,7 +63,11 @@ pub(crate) fn prepare_sft(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Res
     };
     let template = model_template(&config.model)?;
     let template_name = if template.is_some() {
-        "the model's chat template (tokenizer_config.json)"
+        if crate::llama::gguf_file(&config.model)?.is_some() {
+            "the model's chat template (the GGUF file's tokenizer.chat_template)"
+        } else {
+            "the model's chat template (tokenizer_config.json)"
+        }
     } else {
         "the Alpaca prompt (the model has no chat template)"
     };
@@ -84,7 +85,7 @@ pub(crate) fn prepare_sft(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Res
         }
     ));
     let total_rows = splits.train.len() + eval.len();
-    let tokenizer = data::load_tokenizer(&config.model.join("tokenizer.json"))?;
+    let tokenizer = crate::llama::decoder_tokenizer(&config.model)?;
     let encoder = SftEncoder::new(
         tokenizer,
         template,

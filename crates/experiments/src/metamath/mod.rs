@@ -68,7 +68,7 @@ pub struct MetamathArgs {
 /// The MetaMath wording of the shared flags' help (see
 /// [`with_help`](crate::train::job::with_help)).
 pub const HELP: &[(&str, &str)] = &[
-    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json) [default: ../shared/models/stories260K]"),
+    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json), a llama.cpp .gguf file or a Hub id org/name (see --revision) [default: ../shared/models/stories260K]"),
     ("data_root", "Folder holding gsm8k/train.jsonl [default: $BONE_DATA_ROOT, else ../shared/datasets]"),
     ("r", "Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features, e.g. 4 on stories260K) [default: 64]"),
     ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 2·r]"),

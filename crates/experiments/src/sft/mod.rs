@@ -81,7 +81,7 @@ pub struct SftArgs {
 
 /// The wording of the shared flags' help for `sft`.
 const HELP: &[(&str, &str)] = &[
-    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json, tokenizer_config.json for the chat template) [default: ../shared/models/stories260K]"),
+    ("model", "Hugging Face checkpoint folder of a LLaMA-architecture decoder (config.json, model.safetensors or shards, tokenizer.json, tokenizer_config.json for the chat template), a llama.cpp .gguf file (its tokenizer and tokenizer.chat_template) or a Hub id org/name (see --revision) [default: ../shared/models/stories260K]"),
     ("data_root", "Unused by sft (kept for config files shared with metamath)"),
     ("r", "Rank (Bone, LoRA) or block size (Bat; must divide every target's in and out features) [default: 64]"),
     ("lora_alpha", "LoRA α; the update is scaled by α/r [default: 2·r]"),

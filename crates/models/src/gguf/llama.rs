@@ -1,5 +1,7 @@
-//! llama.cpp's LLaMA conventions, undone: the `llama.*` metadata as a Hugging Face
-//! `config.json`, tensor names, and the row order of `attn_q`/`attn_k`.
+//! llama.cpp's LLaMA-family conventions, undone: the `<arch>.*` metadata (`llama`, which
+//! Mistral files also use, `qwen2`, `qwen3`) as a Hugging Face `config.json`, tensor names,
+//! and the row order of `attn_q`/`attn_k` (permuted by llama.cpp's converter for `llama`
+//! only; Qwen files keep Hugging Face's order, llama.cpp runs them with NeoX RoPE).
 
 use serde_json::{json, Map, Value};
 
@@ -8,7 +10,13 @@ use super::value::MetaValue;
 use crate::error::Result;
 
 /// The architectures (`general.architecture`) this module maps to a Hugging Face model.
-pub const SUPPORTED_ARCHITECTURES: [&str; 1] = ["llama"];
+pub const SUPPORTED_ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
+/// Whether llama.cpp's converter permuted the q/k rows of `arch` (`LlamaModel.permute`,
+/// used for `llama` and the Mistral files written as `llama`; not for Qwen).
+pub fn permutes_qk(arch: &str) -> bool {
+    arch == "llama"
+}
 
 /// How the rows of a stored matrix are reordered into Hugging Face's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +58,8 @@ pub fn hf_name(name: &str, heads: usize, kv_heads: usize) -> Option<(String, Row
         "ffn_gate" => ("mlp.gate_proj", RowOrder::Same),
         "ffn_up" => ("mlp.up_proj", RowOrder::Same),
         "ffn_down" => ("mlp.down_proj", RowOrder::Same),
+        "attn_q_norm" => ("self_attn.q_norm", RowOrder::Same),
+        "attn_k_norm" => ("self_attn.k_norm", RowOrder::Same),
         "attn_norm" => ("input_layernorm", RowOrder::Same),
         "ffn_norm" => ("post_attention_layernorm", RowOrder::Same),
         _ => return None,
@@ -88,11 +98,12 @@ pub fn reorder_rows(values: Vec<f32>, rows: usize, order: RowOrder) -> Option<Ve
     Some(out)
 }
 
-/// The Hugging Face `config.json` of a llama.cpp LLaMA file.
+/// The Hugging Face `config.json` of a llama.cpp LLaMA-family file: `model_type` `llama`
+/// (`mistral` when the file has `llama.attention.sliding_window`), `qwen2` or `qwen3`.
 ///
 /// # Errors
-/// An architecture other than `llama`, or a missing or mistyped `llama.*` key, naming the
-/// key and the expected type.
+/// An architecture outside [`SUPPORTED_ARCHITECTURES`], or a missing or mistyped `<arch>.*`
+/// key, naming the key and the expected type.
 pub fn hf_config(file: &GgufFile) -> Result<Value> {
     let arch = string(file, "general.architecture")?;
     if !SUPPORTED_ARCHITECTURES.contains(&arch) {
@@ -115,9 +126,26 @@ pub fn hf_config(file: &GgufFile) -> Result<Value> {
         Some(tokens) => tokens.len() as u64,
         None => uint("vocab_size")?,
     };
+    let sliding_window = match file.get(&key("attention.sliding_window")) {
+        Some(_) => Some(uint("attention.sliding_window")?),
+        None => None,
+    };
+    // A Mistral checkpoint is written as `llama`; its window (when the file keeps it) tells.
+    let (model_type, class) = match (arch, sliding_window) {
+        ("qwen2", _) => ("qwen2", "Qwen2ForCausalLM"),
+        ("qwen3", _) => ("qwen3", "Qwen3ForCausalLM"),
+        (_, Some(_)) => ("mistral", "MistralForCausalLM"),
+        _ => ("llama", "LlamaForCausalLM"),
+    };
     let mut config = Map::new();
-    config.insert("architectures".into(), json!(["LlamaForCausalLM"]));
-    config.insert("model_type".into(), json!("llama"));
+    config.insert("architectures".into(), json!([class]));
+    config.insert("model_type".into(), json!(model_type));
+    if let Some(window) = sliding_window {
+        config.insert("sliding_window".into(), json!(window));
+        if arch != "llama" {
+            config.insert("use_sliding_window".into(), json!(true));
+        }
+    }
     config.insert("hidden_size".into(), json!(uint("embedding_length")?));
     config.insert(
         "intermediate_size".into(),
@@ -135,8 +163,13 @@ pub fn hf_config(file: &GgufFile) -> Result<Value> {
         "rms_norm_eps".into(),
         json!(float(file, &key("attention.layer_norm_rms_epsilon"))?),
     );
-    if file.get(&key("rope.dimension_count")).is_some() {
-        config.insert("head_dim".into(), json!(uint("rope.dimension_count")?));
+    // The head size: `attention.key_length` (Qwen3 writes it; its heads are not
+    // hidden / heads), else the rotated dimensions.
+    for k in ["attention.key_length", "rope.dimension_count"] {
+        if file.get(&key(k)).is_some() {
+            config.insert("head_dim".into(), json!(uint(k)?));
+            break;
+        }
     }
     let theta = match file.get(&key("rope.freq_base")) {
         Some(_) => float(file, &key("rope.freq_base"))?,

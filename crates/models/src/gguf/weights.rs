@@ -38,10 +38,12 @@ impl GgufWeights {
         let config = hf_config(&file)?;
         let count = |k: &str| config.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
         let (heads, kv_heads) = (count("num_attention_heads"), count("num_key_value_heads"));
+        let permuted = llama::permutes_qk(llama::string(&file, "general.architecture")?);
         let mut names = BTreeMap::new();
         for (i, t) in file.tensors().iter().enumerate() {
             match llama::hf_name(&t.name, heads, kv_heads) {
                 Some((hf, order)) => {
+                    let order = if permuted { order } else { RowOrder::Same };
                     names.insert(hf, (i, order));
                 }
                 None => log::debug!(

@@ -176,9 +176,9 @@ impl<B: Backend> LlamaForCausalLM<B> {
         ModelFamily::Llama
     }
 
-    /// A fresh KV cache for this model.
+    /// A fresh KV cache for this model, bounded by its sliding window (Mistral) if it has one.
     pub fn new_cache(&self) -> KvCache<B> {
-        KvCache::new(self.model.layers.len())
+        KvCache::new(self.model.layers.len()).with_window(self.model.window)
     }
 
     /// Logits for every position.
@@ -234,17 +234,28 @@ impl<B: Backend> LlamaForCausalLM<B> {
         let [b, s] = input_ids.dims();
         let past = cache.as_ref().map_or(0, |c| c.len());
         let t = past + s;
+        // Tokens a windowed cache dropped (absolute positions 0..offset), and how many of them
+        // were real per row (positions continue after them).
+        let offset = cache.as_ref().map_or(0, |c| c.dropped());
+        let mut dropped_real = cache.as_ref().and_then(|c| c.dropped_real().cloned());
+        let stored = past - offset;
 
-        // The mask of the new tokens, and of all tokens (cached + new).
+        // The mask of the new tokens, and of the stored and new ones (keys offset..t).
         let (new_mask, full_mask) = match attention_mask {
             Some(mask) if mask.dims()[1] == t && past > 0 => {
-                (Some(mask.clone().narrow(1, past, s)), Some(mask))
+                if offset > 0 {
+                    dropped_real = Some(mask.clone().narrow(1, 0, offset).sum_dim(1));
+                }
+                (
+                    Some(mask.clone().narrow(1, past, s)),
+                    Some(mask.narrow(1, offset, t - offset)),
+                )
             }
             Some(mask) => {
                 let full = match cache.as_ref().and_then(|c| c.mask().cloned()) {
                     Some(p) => Tensor::cat(vec![p, mask.clone()], 1),
-                    None if past > 0 => {
-                        Tensor::cat(vec![Tensor::ones([b, past], &device), mask.clone()], 1)
+                    None if stored > 0 => {
+                        Tensor::cat(vec![Tensor::ones([b, stored], &device), mask.clone()], 1)
                     }
                     None => mask.clone(),
                 };
@@ -261,19 +272,28 @@ impl<B: Backend> LlamaForCausalLM<B> {
 
         let positions = match (position_ids, &full_mask) {
             (Some(p), _) => p,
-            (None, Some(mask)) => mask
-                .clone()
-                .cumsum(1)
-                .sub_scalar(1)
-                .clamp_min(0)
-                .narrow(1, past, s),
+            (None, Some(mask)) => {
+                let counted = mask.clone().cumsum(1);
+                let counted = match &dropped_real {
+                    Some(d) => counted + d.clone().expand([b, t - offset]),
+                    None => counted,
+                };
+                counted.sub_scalar(1).clamp_min(0).narrow(1, stored, s)
+            }
             (None, None) => Tensor::<B, 1, Int>::arange(past as i64..t as i64, &device)
                 .reshape([1, s])
                 .expand([b, s]),
         };
 
-        let masked =
-            attention_mask_4d::<B>(b, s, past, full_mask.as_ref(), self.model.window, &device);
+        let masked = attention_mask_4d::<B>(
+            b,
+            s,
+            past,
+            offset,
+            full_mask.as_ref(),
+            self.model.window,
+            &device,
+        );
 
         let mut x = self.model.embed_tokens.forward(input_ids);
         let (cos, sin) = self.model.rope.cos_sin(positions, x.dtype());
@@ -436,33 +456,38 @@ pub fn causal_lm_loss<B: Backend>(
     }
 }
 
-/// `[b, 1, s, past + s]`, true where query `i` (absolute position `past + i`) may not attend
-/// key `j`: `j > past + i` (causal), `j ≤ past + i - window` (outside the sliding window), or
-/// key `j` is padding. `None` when nothing is masked (one new token, no key outside the
+/// `[b, 1, s, past + s - offset]`, true where query `i` (absolute position `past + i`) may
+/// not attend key `j` (absolute position `offset + j`; a windowed cache dropped the first
+/// `offset`): `j > past + i` (causal), `j ≤ past + i - window` (outside the sliding window),
+/// or key `j` is padding. `None` when nothing is masked (one new token, no key outside the
 /// window and no padding mask).
 fn attention_mask_4d<B: Backend>(
     b: usize,
     s: usize,
     past: usize,
+    offset: usize,
     full_mask: Option<&Tensor<B, 2, Int>>,
     window: Option<usize>,
     device: &B::Device,
 ) -> Option<Tensor<B, 4, Bool>> {
     let t = past + s;
-    let window = window.filter(|&w| w < t);
+    let keys_len = t - offset;
+    let window = window.filter(|&w| w < keys_len);
     let causal = (s > 1 || window.is_some()).then(|| {
-        let keys = Tensor::<B, 1, Int>::arange(0..t as i64, device)
-            .reshape([1, t])
-            .expand([s, t]);
+        let keys = Tensor::<B, 1, Int>::arange(offset as i64..t as i64, device)
+            .reshape([1, keys_len])
+            .expand([s, keys_len]);
         let queries = Tensor::<B, 1, Int>::arange(past as i64..t as i64, device)
             .reshape([s, 1])
-            .expand([s, t]);
+            .expand([s, keys_len]);
         let mut masked = keys.clone().greater(queries.clone());
         if let Some(w) = window {
             // Query position q sees keys q - w < j ≤ q (transformers' sliding-window mask).
             masked = masked.bool_or(keys.lower_equal(queries.sub_scalar(w as i64)));
         }
-        masked.reshape([1, 1, s, t]).expand([b, 1, s, t])
+        masked
+            .reshape([1, 1, s, keys_len])
+            .expand([b, 1, s, keys_len])
     });
     let padding = full_mask.map(|m| crate::nn::padding_mask(m.clone(), s));
     match (causal, padding) {

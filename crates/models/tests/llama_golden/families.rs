@@ -287,6 +287,11 @@ fn sliding_window_limits_attention_in_the_mask_and_the_cache() {
         &values(&all),
         1e-5,
     );
+    // The cache holds only the window: 8 tokens seen, 3 kept.
+    assert_eq!(
+        (cache.len(), cache.stored_len(), cache.dropped()),
+        (8, 3, 5)
+    );
     let greedy = |use_cache| GenerationConfig {
         use_cache,
         eos_token_ids: Some(vec![]),
@@ -294,7 +299,36 @@ fn sliding_window_limits_attention_in_the_mask_and_the_cache() {
     };
     assert_eq!(
         windowed.generate(&[tokens.clone()], &greedy(true)).unwrap(),
-        windowed.generate(&[tokens], &greedy(false)).unwrap()
+        windowed
+            .generate(&[tokens.clone()], &greedy(false))
+            .unwrap()
+    );
+    // A left-padded batch through the bounded cache (positions continue after the dropped
+    // tokens, padding stays masked) generates what recomputing everything does.
+    let batch = [tokens.clone(), tokens[3..].to_vec()];
+    assert_eq!(
+        windowed.generate(&batch, &greedy(true)).unwrap(),
+        windowed.generate(&batch, &greedy(false)).unwrap()
+    );
+    // A prompt given in two chunks, the second with a mask over everything seen.
+    let mut cache = windowed.new_cache();
+    let first = windowed.forward(
+        ids_tensor(&[tokens[..5].to_vec()], &device),
+        None,
+        Some(&mut cache),
+    );
+    assert_eq!(cache.stored_len(), 3);
+    let mask = Tensor::<TB, 2, Int>::ones([1, 8], &device);
+    let second = windowed.forward(
+        ids_tensor(&[tokens[5..].to_vec()], &device),
+        Some(mask),
+        Some(&mut cache),
+    );
+    assert_close(
+        "two chunks through a windowed cache",
+        &values(&Tensor::cat(vec![first, second], 1)),
+        &values(&all),
+        1e-5,
     );
 }
 
