@@ -9,6 +9,8 @@
 //!   bounded time, results in one folder.
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
+//! - `cargo xtask peak [--quick]` — f32 GEMM GFLOP/s through NdArray and Flex next to the
+//!   CPU's theoretical peak, written to `benchmarks/peak.md`.
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
 //!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
@@ -20,6 +22,7 @@ mod assets;
 
 mod child;
 mod gpu;
+mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("gpu") => gpu::gpu(&args[1..]),
+        Some("peak") => peak::peak(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -55,6 +59,8 @@ tasks:
   ci [--skip STEP]...     fmt, clippy, test (ndarray), examples (run each), wgpu (adapter tests on WGPU), cuda (cargo check),
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
+  peak [--quick]          f32 GEMM GFLOP/s of NdArray (matrixmultiply) and Flex (gemm) on all cores next to
+                          the CPU's theoretical peak, written to benchmarks/peak.md
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
   assets --download [--to DIR]
                           fetch GLUE, GSM8K (into DIR, default $BONE_DATA_ROOT or datasets/) and the

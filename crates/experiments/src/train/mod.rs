@@ -11,6 +11,7 @@
 mod checkpoint;
 pub mod config;
 mod epoch;
+pub mod flops;
 pub mod job;
 mod launch;
 mod optim;
