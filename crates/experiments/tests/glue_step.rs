@@ -141,6 +141,7 @@ fn threaded_evaluation_gives_the_single_thread_results() {
     use burn::module::AutodiffModule;
     use burn::train::InferenceStep;
     use experiments::glue::evaluation::GlueEvaluation;
+    use experiments::glue::model::GlueOutput;
     use experiments::train::Evaluation;
 
     let inner = model(AdapterSpec::bone(16).with_random_init(), false).valid();
@@ -161,7 +162,8 @@ fn threaded_evaluation_gives_the_single_thread_results() {
         let mut evaluation = GlueEvaluation::new(GlueTask::Sst2);
         evaluation.observe(&output);
         let logits: Vec<f32> = output.logits.into_data().iter::<f32>().collect();
-        (logits, evaluation.finish())
+        let metrics = Evaluation::<GlueOutput<TB>>::finish(&mut evaluation);
+        (logits, metrics)
     };
     let (logits, metrics) = evaluate(1);
     assert_eq!(logits.len(), 22);
