@@ -11,6 +11,8 @@
 //!   result tables under `benchmarks/`.
 //! - `cargo xtask fuzz [--secs N]` — the parsers of user files fuzzed for N seconds each
 //!   (see `fuzz.rs`).
+//! - `cargo xtask peak [--quick]` — f32 GEMM GFLOP/s through NdArray and Flex next to the
+//!   CPU's theoretical peak, written to `benchmarks/peak.md`.
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
 //!   written to `benchmarks/glue_sst2.md`.
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
@@ -23,6 +25,7 @@ mod assets;
 mod child;
 mod fuzz;
 mod gpu;
+mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("gpu") => gpu::gpu(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("peak") => peak::peak(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -61,6 +65,8 @@ tasks:
   fuzz [--secs N]         fuzz the parsers of user files (safetensors, config.json, adapter_config.json,
                           TSV, JSONL, GGUF) for N seconds each (default 30): no panic, bounded memory
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
+  peak [--quick]          f32 GEMM GFLOP/s of NdArray (matrixmultiply) and Flex (gemm) on all cores next to
+                          the CPU's theoretical peak, written to benchmarks/peak.md
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
   assets --download [--to DIR]
                           fetch GLUE, GSM8K (into DIR, default $BONE_DATA_ROOT or datasets/) and the

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
-    /// The most capable backend compiled in: CUDA, then WGPU, then NdArray.
+    /// The most capable backend compiled in: CUDA, then WGPU, then the faster CPU backend
+    /// for this CPU (see [`choose_cpu_backend`]).
     #[default]
     Auto,
     /// NdArray on the CPU (feature `ndarray`).
@@ -32,7 +33,8 @@ impl DeviceChoice {
         match self {
             Self::Auto if cfg!(feature = "cuda") => BackendKind::Cuda,
             Self::Auto if cfg!(feature = "wgpu") => BackendKind::Wgpu,
-            Self::Auto | Self::Ndarray => BackendKind::Ndarray,
+            Self::Auto => auto_cpu_backend().0,
+            Self::Ndarray => BackendKind::Ndarray,
             Self::Wgpu => BackendKind::Wgpu,
             Self::Cuda => BackendKind::Cuda,
             Self::Flex => BackendKind::Flex,
@@ -107,7 +109,11 @@ pub trait BackendJob {
 /// A backend this build lacks (naming the cargo feature to enable), CUDA without a usable
 /// driver, or the job's own error.
 pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::Output> {
-    match choice.resolve() {
+    let backend = choice.resolve();
+    if choice == DeviceChoice::Auto && backend.is_cpu() {
+        println!("device auto: {backend} ({})", auto_cpu_backend().1);
+    }
+    match backend {
         BackendKind::Ndarray => {
             #[cfg(feature = "ndarray")]
             {
@@ -147,6 +153,61 @@ pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::
         BackendKind::Flex => {
             job.run::<Autodiff<burn::backend::Flex>>(Default::default(), BackendKind::Flex)
         }
+    }
+}
+
+/// The CPU backend `--device auto` takes on this machine, and why.
+fn auto_cpu_backend() -> (BackendKind, String) {
+    choose_cpu_backend(
+        crate::cpu::SimdWidth::detect(),
+        cfg!(feature = "ndarray"),
+        NDARRAY_HAS_AVX512,
+    )
+}
+
+/// Whether NdArray's GEMM (matrixmultiply) has its AVX-512 kernels in this build: the
+/// `ndarray` feature brings matrixmultiply in with its `avx512` feature (bone-module's
+/// Cargo.toml), which burn-ndarray's own dependency leaves off.
+const NDARRAY_HAS_AVX512: bool = cfg!(feature = "ndarray");
+
+/// The faster CPU backend for a CPU with `simd`, and the reason, as `--device auto` prints it.
+///
+/// NdArray when it is compiled in and its GEMM covers the CPU's widest SIMD: matrixmultiply
+/// has AVX2/FMA kernels always and AVX-512 ones when built with them (measured on an AMD
+/// EPYC Zen 5 with AVX-512: 2× the GFLOP/s of its AVX2 kernels on the GLUE and 1024² shapes,
+/// see benchmarks/peak.md). Flex otherwise: its gemm crate picks AVX-512 at run time, so on
+/// an AVX-512 CPU it beats an NdArray whose matrixmultiply lacks those kernels (the issue's
+/// Xeon: LoRA 0.610 s/step on Flex against 0.723 on NdArray), and it is the only CPU
+/// backend of a build without the `ndarray` feature.
+pub fn choose_cpu_backend(
+    simd: crate::cpu::SimdWidth,
+    ndarray_compiled: bool,
+    ndarray_avx512: bool,
+) -> (BackendKind, String) {
+    use crate::cpu::SimdWidth;
+    if !ndarray_compiled {
+        return (
+            BackendKind::Flex,
+            "the only CPU backend of this build (no `ndarray` feature)".into(),
+        );
+    }
+    match simd {
+        SimdWidth::Avx512 if ndarray_avx512 => (
+            BackendKind::Ndarray,
+            "AVX-512 CPU, and NdArray's matrixmultiply has its AVX-512 kernels in this build".into(),
+        ),
+        SimdWidth::Avx512 => (
+            BackendKind::Flex,
+            "AVX-512 CPU: Flex's gemm uses AVX-512, this build's matrixmultiply (NdArray) only AVX2".into(),
+        ),
+        SimdWidth::Avx2 => (
+            BackendKind::Ndarray,
+            "AVX2 CPU: NdArray's matrixmultiply and Flex's gemm both run AVX2 kernels; NdArray's step is the faster there".into(),
+        ),
+        SimdWidth::Narrow => (
+            BackendKind::Ndarray,
+            "no AVX2: NdArray, the default CPU backend".into(),
+        ),
     }
 }
 
@@ -206,4 +267,25 @@ pub fn run_inference<J: InferenceJob>(choice: DeviceChoice, job: J) -> anyhow::R
         }
     }
     run_on(choice, Inner(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::SimdWidth;
+
+    #[test]
+    fn auto_takes_flex_only_where_it_has_the_wider_kernels_or_is_alone() {
+        let kind = |simd, compiled, avx512| choose_cpu_backend(simd, compiled, avx512).0;
+        assert_eq!(kind(SimdWidth::Avx512, true, true), BackendKind::Ndarray);
+        assert_eq!(kind(SimdWidth::Avx512, true, false), BackendKind::Flex);
+        assert_eq!(kind(SimdWidth::Avx2, true, false), BackendKind::Ndarray);
+        assert_eq!(kind(SimdWidth::Narrow, true, true), BackendKind::Ndarray);
+        assert_eq!(kind(SimdWidth::Avx2, false, false), BackendKind::Flex);
+        let (_, why) = choose_cpu_backend(SimdWidth::Avx512, true, false);
+        assert_eq!(
+            why,
+            "AVX-512 CPU: Flex's gemm uses AVX-512, this build's matrixmultiply (NdArray) only AVX2"
+        );
+    }
 }

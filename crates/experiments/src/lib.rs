@@ -11,9 +11,11 @@
 //! - [`cli`]: the `bone` tool (`forward`, `generate`, `merge`, `inspect`).
 //! - [`train`]: the resumable training loop on burn-train, checkpoints, schedules, reports.
 //! - [`llama`]: what the LLaMA jobs share (checkpoint check, batcher, `--precision`).
+//! - [`cpu`]: the CPU's model, clock, SIMD width and theoretical peak; a GEMM probe.
 //! - [`device`]: `--device`, choosing the backend at run time among those compiled in.
 
 pub mod cli;
+pub mod cpu;
 pub mod device;
 pub mod glue;
 pub mod gsm8k_eval;

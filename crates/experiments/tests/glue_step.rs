@@ -133,3 +133,52 @@ fn a_threaded_step_with_dropout_is_reproducible() {
     let (single, _) = step(&inner, 1);
     assert_ne!(outputs, single, "dropout is on: other masks on one thread");
 }
+
+/// Dev-set evaluation split over threads (the `InferenceStep`) gives the logits and metrics
+/// of one thread.
+#[test]
+fn threaded_evaluation_gives_the_single_thread_results() {
+    use burn::module::AutodiffModule;
+    use burn::train::InferenceStep;
+    use experiments::glue::evaluation::GlueEvaluation;
+    use experiments::glue::model::GlueOutput;
+    use experiments::train::Evaluation;
+
+    let inner = model(AdapterSpec::bone(16).with_random_init(), false).valid();
+    let evaluate = |threads: usize| {
+        let model = GlueModel {
+            inner: inner.clone(),
+            step_threads: threads,
+        };
+        let batch = batch();
+        let batch = ClassificationBatch::<TB> {
+            input_ids: batch.input_ids.inner(),
+            attention_mask: batch.attention_mask.inner(),
+            token_type_ids: batch.token_type_ids.inner(),
+            labels: batch.labels.map(|l| l.inner()),
+            scores: batch.scores.map(|s| s.inner()),
+        };
+        let output = InferenceStep::step(&model, batch);
+        let mut evaluation = GlueEvaluation::new(GlueTask::Sst2);
+        evaluation.observe(&output);
+        let logits: Vec<f32> = output.logits.into_data().iter::<f32>().collect();
+        let metrics = Evaluation::<GlueOutput<TB>>::finish(&mut evaluation);
+        (logits, metrics)
+    };
+    let (logits, metrics) = evaluate(1);
+    assert_eq!(logits.len(), 22);
+    assert_eq!(metrics[0].0, "accuracy");
+    for threads in [2, 3] {
+        let (l, m) = evaluate(threads);
+        let diff = max_rel_diff(&l, &logits);
+        assert!(diff < 1e-5, "{threads} threads: logits differ by {diff:e}");
+        assert_eq!(m[0], metrics[0], "{threads} threads: accuracy");
+        assert_eq!(m[1].0, "loss");
+        assert!(
+            (m[1].1 - metrics[1].1).abs() < 1e-6,
+            "{threads} threads: loss {} vs {}",
+            m[1].1,
+            metrics[1].1
+        );
+    }
+}

@@ -80,8 +80,19 @@ fn report(config: &GlueConfig, s: &GlueSummary) {
         .filter(|(k, _)| k != "loss")
         .map(|(k, v)| format!("{k} {v:.4}"))
         .collect();
+    let mfu = s
+        .mfu
+        .as_ref()
+        .map(|m| {
+            format!(
+                " · {:.2} GFLOP/step, {}",
+                m.flops_per_step / 1e9,
+                m.describe()
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "{} · {} finished: {best}; last dev {} · {} steps in {:.1} min ({:.3} s/step) · peak memory {:.2} GiB · {}",
+        "{} · {} finished: {best}; last dev {} · {} steps in {:.1} min ({:.3} s/step) · peak memory {:.2} GiB · {}{mfu}",
         s.task,
         s.method,
         last.join(", "),
@@ -91,6 +102,7 @@ fn report(config: &GlueConfig, s: &GlueSummary) {
         run.peak_memory_bytes as f64 / (1u64 << 30) as f64,
         s.backend
     );
+
     println!("run folder: {}", run.run_dir.display());
     println!("adapter:    {}", run::describe_best(config, &run.best_dir));
 }

@@ -104,7 +104,9 @@ impl<B: AutodiffBackend> GlueOutput<B> {
             scores: self.scores.detach(),
         }
     }
+}
 
+impl<B: Backend> GlueOutput<B> {
     /// The outputs of consecutive parts of a batch as one: rows concatenated, the loss the
     /// mean over all rows.
     fn concat(parts: Vec<Self>) -> Self {
@@ -129,8 +131,29 @@ impl<B: Backend> InferenceStep for GlueModel<B> {
     type Input = ClassificationBatch<B>;
     type Output = GlueOutput<B>;
 
+    /// The batch's outputs; with `step_threads > 1` its rows are split over that many
+    /// threads as a training step's are (each on a clone of the model), and the parts'
+    /// outputs concatenated in order: the same logits as one thread computes, the loss the
+    /// mean over all rows.
     fn step(&self, batch: ClassificationBatch<B>) -> GlueOutput<B> {
-        self.forward_batch(batch)
+        if self.step_threads <= 1 || batch.len() < 2 {
+            return self.forward_batch(batch);
+        }
+        let parts = batch.split(self.step_threads);
+        let outputs = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let model = self.clone();
+                    scope.spawn(move || model.forward_batch(part))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        GlueOutput::concat(outputs)
     }
 }
 

@@ -23,7 +23,9 @@ use super::config::{GlueConfig, Method};
 use super::evaluation::GlueEvaluation;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
+use crate::cpu::{gemm_gflops_on_threads, CpuInfo};
 use crate::device::{BackendJob, BackendKind};
+use crate::train::flops::{BaseBackward, Mfu, ModelFlops};
 use crate::train::job::default_hint;
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::limits;
@@ -53,6 +55,9 @@ pub struct GlueSummary {
     pub best_metric: Option<(MetricKey, f64, usize)>,
     /// Mean seconds per optimiser step: training seconds over the steps done.
     pub seconds_per_step: f64,
+    /// Model FLOPs per step, FLOP/s and their share of the GEMM peak measured at the start
+    /// of the run (see [`crate::train::flops`]).
+    pub mfu: Option<Mfu>,
     /// Steps, last dev metrics, time, memory and folders.
     #[serde(flatten)]
     pub run: RunSummary,
@@ -103,10 +108,17 @@ fn run_glue<B: AutodiffBackend>(
         .threads
         .unwrap_or_else(|| default_step_threads(backend));
     keep_products_on_step_threads(backend, step_threads);
+    let gemm_peak = backend
+        .is_cpu()
+        .then(|| gemm_gflops_on_threads::<B::InnerBackend>(1024, 3, step_threads, &device));
     let (train, dev) = load_examples(config)?;
     let prepared = prepare_model::<B>(config, step_threads, job.control.force_r, &device)?;
     let batcher = batcher(config, prepared.model.inner.encoder.config())?;
     let train_encoded = batcher.encode_all(&train)?;
+    let lengths: Vec<usize> = train_encoded.iter().map(|e| e.input_ids.len()).collect();
+    let flops_per_step =
+        ModelFlops::sequence_classifier(&prepared.model.inner, base_backward(config))
+            .mean_step_flops(&lengths, config.batch_size);
     let dev_encoded = batcher.encode_all(&dev)?;
     let task_data = Arc::new(GlueTrainTask::<B> {
         task,
@@ -161,6 +173,7 @@ fn run_glue<B: AutodiffBackend>(
         plan,
         |t| register_metrics(t, task),
     )?;
+    let seconds_per_step = summary.train_seconds / summary.steps.max(1) as f64;
     let summary = GlueSummary {
         task: task.name().into(),
         method: describe_method(config),
@@ -170,11 +183,24 @@ fn run_glue<B: AutodiffBackend>(
         train_examples,
         dev_examples: dev.len(),
         best_metric: state.best.map(|b| (b.metric, b.value, b.epoch)),
-        seconds_per_step: summary.train_seconds / summary.steps.max(1) as f64,
+        seconds_per_step,
+        mfu: flops_per_step.filter(|_| summary.steps > 0).map(|flops| {
+            Mfu::new(flops, seconds_per_step, gemm_peak)
+                .with_theoretical_peak(backend.is_cpu().then(|| CpuInfo::detect().peak_gflops()))
+        }),
         run: summary,
     };
     write_summary(&run, &summary)?;
     Ok(summary)
+}
+
+/// How far a method's backward pass goes into the encoder.
+fn base_backward(config: &GlueConfig) -> BaseBackward {
+    match config.method {
+        Method::Full => BaseBackward::Full,
+        Method::Head => BaseBackward::None,
+        _ => BaseBackward::Input,
+    }
 }
 
 /// The line a quiet run starts with: task, method, data, steps, parameters, backend.

@@ -11,6 +11,7 @@
 mod checkpoint;
 pub mod config;
 mod epoch;
+pub mod flops;
 pub mod inputs;
 pub mod job;
 mod launch;
