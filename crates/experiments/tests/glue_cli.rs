@@ -694,3 +694,51 @@ fn a_divergence_on_the_last_step_fails_and_saves_no_best_adapter() {
     assert!(!out.join("best").exists());
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn train_indices_choose_the_rows_and_bad_files_are_named() {
+    let (model, root) = (minilm(), data_root());
+    let dir = tmp("indices");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rows.txt");
+    std::fs::write(&file, "# four RTE rows\n5\n3\n100\n7\n").unwrap();
+    let out = dir.join("run");
+    let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+    let common = [
+        "--task",
+        "rte",
+        "--model",
+        &model,
+        "--data-root",
+        &root,
+        "--max-eval-samples",
+        "8",
+        "--max-seq-len",
+        "32",
+        "--checkpoint-every",
+        "0",
+        "--display",
+        "plain",
+        "--train-indices",
+        f,
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--max-train-samples", "3", "--out", o]);
+    let stdout = ok("glue", &args);
+    assert!(
+        stdout.contains("rte · bone r=64 · 3 train / 8 dev examples · 1 steps of batch 32"),
+        "{stdout}"
+    );
+    assert_eq!(json(&out.join("summary.json"))["train_examples"], 3);
+
+    std::fs::write(&file, "5\n2490\n").unwrap();
+    let mut args = common.to_vec();
+    args.extend(["--out", dir.join("bad").to_str().unwrap()]);
+    let err = fails("glue", &args, 1);
+    assert!(
+        err.contains(&format!(
+            "{f}:2: row index 2490 is out of range (the train split has 2490 rows)"
+        )),
+        "{err}"
+    );
+}

@@ -58,7 +58,11 @@ pub fn glue_compare(args: &[String], root: &Path) -> Result<(), String> {
         return write_tables(root, &options.results);
     }
     let exe = options.glue.clone().unwrap_or_else(|| glue_binary(root));
-    if options.build && options.glue.is_none() && !options.dry_run && selection.implementations.contains(&Implementation::Ours) {
+    if options.build
+        && options.glue.is_none()
+        && !options.dry_run
+        && selection.implementations.contains(&Implementation::Ours)
+    {
         super::cargo(&["build", "-p", "experiments", "--bin", "glue"], &[])?;
     }
     let mut ran = 0usize;
@@ -109,9 +113,7 @@ fn print_plan(selection: &Selection, results: &Path) {
             cell.stem()
         );
     }
-    println!(
-        "(cells whose lr waits for an unfinished sweep are listed once the sweep is done)"
-    );
+    println!("(cells whose lr waits for an unfinished sweep are listed once the sweep is done)");
 }
 
 fn glue_binary(root: &Path) -> PathBuf {
@@ -130,8 +132,12 @@ fn data_root(root: &Path) -> PathBuf {
 
 /// Rows of the task's train.tsv (non-blank lines, header left out).
 fn train_rows(root: &Path, budget: &Budget) -> Result<usize, String> {
-    let path = data_root(root).join("glue").join(budget.dir).join("train.tsv");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let path = data_root(root)
+        .join("glue")
+        .join(budget.dir)
+        .join("train.tsv");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
     Ok(lines - usize::from(budget.header && lines > 0))
 }
@@ -201,20 +207,26 @@ fn run_cell(cell: &Cell, root: &Path, exe: &Path, options: &Options) -> Result<(
                 .join("runs/glue-compare")
                 .join(cell.budget.task)
                 .join(cell.stem());
-            // A run left half-done by an interruption starts again (runs take minutes).
-            let _ = std::fs::remove_dir_all(&out);
-            let mut command = Command::new(exe);
-            command
-                .args(&flags)
-                .args(["--device", &options.device, "--display", "plain"])
-                .args(["--checkpoint-every", "0", "--log-every", "50", "--out"])
-                .arg(&out)
-                .current_dir(root);
-            status(command, &format!("{} {}", exe.display(), flags.join(" ")))?;
             let summary = out.join("summary.json");
+            let expected = expected_steps(root, cell.budget)?;
+            if finished_run(&summary, expected) {
+                println!("reusing the finished run {}", out.display());
+            } else {
+                // A run left half-done by an interruption starts again (runs take minutes).
+                let _ = std::fs::remove_dir_all(&out);
+                let mut command = Command::new(exe);
+                command
+                    .args(&flags)
+                    .args(["--device", &options.device, "--display", "plain"])
+                    .args(["--checkpoint-every", "0", "--log-every", "50", "--out"])
+                    .arg(&out)
+                    .current_dir(root);
+                status(command, &format!("{} {}", exe.display(), flags.join(" ")))?;
+            }
             let text = std::fs::read_to_string(&summary)
                 .map_err(|e| format!("reading {}: {e}", summary.display()))?;
-            let json = ours_result(cell, &text).map_err(|e| format!("{}: {e}", summary.display()))?;
+            let json =
+                ours_result(cell, &text).map_err(|e| format!("{}: {e}", summary.display()))?;
             write_result(&result, &json)?;
         }
         Implementation::Peft => {
@@ -230,7 +242,15 @@ fn run_cell(cell: &Cell, root: &Path, exe: &Path, options: &Options) -> Result<(
                 .arg(&result)
                 .env("OMP_NUM_THREADS", "2")
                 .current_dir(root);
-            status(command, &format!("{} {} {}", options.python, script.display(), flags.join(" ")))?;
+            status(
+                command,
+                &format!(
+                    "{} {} {}",
+                    options.python,
+                    script.display(),
+                    flags.join(" ")
+                ),
+            )?;
         }
     }
     let main = CellResult::read(&result, cell.budget.main_metric)?;
@@ -243,6 +263,22 @@ fn run_cell(cell: &Cell, root: &Path, exe: &Path, options: &Options) -> Result<(
         start.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
+}
+
+/// Optimiser steps of a cell of `budget`.
+fn expected_steps(root: &Path, budget: &Budget) -> Result<u64, String> {
+    let rows = train_rows(root, budget)?;
+    let n = budget.samples.map_or(rows, |s| s.min(rows));
+    Ok((budget.epochs * n.div_ceil(BATCH_SIZE)) as u64)
+}
+
+/// Whether `summary` is that of an uninterrupted run of `steps` steps (a run folder that
+/// `glue` finished before its result JSON was written).
+fn finished_run(summary: &Path, steps: u64) -> bool {
+    std::fs::read_to_string(summary)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["interrupted"] == false && v["steps"].as_u64() == Some(steps))
 }
 
 fn status(mut command: Command, line: &str) -> Result<(), String> {
@@ -305,7 +341,7 @@ fn write_tables(root: &Path, results: &Path) -> Result<(), String> {
     let found = table::collect(results, &budgets)?;
     let cpu = cpu_name();
     let generated = format!(
-        "## Results\n\nWritten by `cargo xtask glue-compare` from the {} result files in `benchmarks/glue/` \
+        "## Results\n\nWritten by `cargo xtask glue-compare` from the {} result file(s) in `benchmarks/glue/` \
          (CPU: {cpu}, 2 threads per run, other builds and runs sharing the machine, so times are noisy). \
          The main metric is the best over the epochs' dev evaluations (both implementations select the same way), ×100; \
          lr is the sweep's winner on seed 42 (ours) once the sweep is finished, else the method's default.\n\n\
@@ -317,7 +353,9 @@ fn write_tables(root: &Path, results: &Path) -> Result<(), String> {
         table::seed_table(&found, &budgets),
     );
     let path = root.join("benchmarks/glue.md");
-    let document = std::fs::read_to_string(&path).unwrap_or_else(|_| "# GLUE: Bone vs LoRA vs Bat vs the head alone, ours and PEFT\n".into());
+    let document = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# GLUE: Bone vs LoRA vs Bat vs the head alone, ours and PEFT\n".into()
+    });
     std::fs::write(&path, table::splice(&document, &generated))
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -342,9 +342,7 @@ pub fn parse_selection(args: &[String]) -> Result<(Selection, Vec<String>), Stri
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--tasks" => {
-                selection.tasks = list(&value()?)
-                    .map(budget)
-                    .collect::<Result<_, _>>()?;
+                selection.tasks = list(&value()?).map(budget).collect::<Result<_, _>>()?;
             }
             "--methods" => {
                 selection.methods = list(&value()?)
@@ -409,9 +407,10 @@ mod tests {
 
     #[test]
     fn selection_parses_subsets_and_keeps_other_flags() {
-        let (s, rest) =
-            parse_selection(&args("--tasks rte --methods bone,lora --seeds 42,43 --no-build"))
-                .unwrap();
+        let (s, rest) = parse_selection(&args(
+            "--tasks rte --methods bone,lora --seeds 42,43 --no-build",
+        ))
+        .unwrap();
         assert_eq!(s.tasks, vec![&BUDGETS[0]]);
         assert_eq!(s.methods, vec![Method::Bone, Method::Lora]);
         assert_eq!(s.seeds, vec![42, 43]);
@@ -433,8 +432,9 @@ mod tests {
         // Nothing finished: the three sweep cells only.
         let plan = cells(&selection, |_| None);
         assert_eq!(plan.len(), 3);
-        assert!(plan.iter().all(|c| c.seed == SWEEP_SEED
-            && c.implementation == Implementation::Ours));
+        assert!(plan
+            .iter()
+            .all(|c| c.seed == SWEEP_SEED && c.implementation == Implementation::Ours));
         // The sweep finished with 1e-3 best: ours seed 42 at 1e-3 is the sweep's cell (not
         // repeated); peft 42, ours 43, peft 43 follow.
         let done: HashMap<String, f64> = [("2e-4", 0.6), ("5e-4", 0.62), ("1e-3", 0.65)]
@@ -458,9 +458,10 @@ mod tests {
 
     #[test]
     fn without_a_sweep_the_default_lr_is_used() {
-        let (selection, _) =
-            parse_selection(&args("--tasks sst2 --methods head --seeds 1 --no-sweep --impls peft"))
-                .unwrap();
+        let (selection, _) = parse_selection(&args(
+            "--tasks sst2 --methods head --seeds 1 --no-sweep --impls peft",
+        ))
+        .unwrap();
         let plan = cells(&selection, |_| None);
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].stem(), "peft-head-lr3e-3-seed1");
@@ -477,7 +478,8 @@ mod tests {
             Some(2e-4)
         );
         assert_eq!(
-            chosen_lr(&BUDGETS[0], Method::Lora, true, |c| (c.lr > 3e-4).then_some(0.5)),
+            chosen_lr(&BUDGETS[0], Method::Lora, true, |c| (c.lr > 3e-4)
+                .then_some(0.5)),
             None
         );
     }

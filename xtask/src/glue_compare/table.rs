@@ -178,7 +178,11 @@ fn others(runs: &[(u64, &CellResult)], main: &str) -> String {
     }
     keys.iter()
         .map(|k| {
-            let values: Vec<f64> = runs.iter().filter_map(|(_, r)| r.last.get(*k)).copied().collect();
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|(_, r)| r.last.get(*k))
+                .copied()
+                .collect();
             let (mean, std) = mean_std(&values);
             format!("{k} {} ± {}", percent(mean), percent(std))
         })
@@ -200,7 +204,10 @@ fn timing(runs: &[(u64, &CellResult)]) -> String {
 }
 
 /// The budgets table.
-pub fn budget_table(budgets: &[&'static Budget], train_rows: impl Fn(&Budget) -> Option<usize>) -> String {
+pub fn budget_table(
+    budgets: &[&'static Budget],
+    train_rows: impl Fn(&Budget) -> Option<usize>,
+) -> String {
     let mut out = String::from(
         "| task | train examples | epochs | steps per run | max length | batch | warm-up | main metric |\n|---|---:|---:|---:|---:|---:|---:|---|\n",
     );
@@ -229,13 +236,21 @@ pub fn budget_table(budgets: &[&'static Budget], train_rows: impl Fn(&Budget) ->
     out
 }
 
-/// The sweep table: the main metric of each lr on the sweep seed (ours), and the choice.
+/// The sweep table: the main metric of each lr on the sweep seed (ours), and the choice, for
+/// every task and method with a finished cell.
 pub fn sweep_table(results: &Results, budgets: &[&'static Budget]) -> String {
     let mut out = String::from(
         "| task | method | lr: main metric (ours, seed 42) | chosen lr |\n|---|---|---|---|\n",
     );
     for &b in budgets {
         for method in Method::ALL {
+            let prefix = format!("-{}-lr", method.name());
+            if !results
+                .keys()
+                .any(|(task, stem)| *task == b.task && stem.contains(&prefix))
+            {
+                continue;
+            }
             let cells = sweep_cells(b, method);
             let entries: Vec<String> = cells
                 .iter()
@@ -334,7 +349,11 @@ pub fn splice(document: &str, generated: &str) -> String {
     let block = format!("{BEGIN}\n{generated}{END}\n");
     match (document.find(BEGIN), document.find(END)) {
         (Some(b), Some(e)) if e > b => {
-            format!("{}{block}{}", &document[..b], &document[e + END.len()..].trim_start_matches('\n'))
+            format!(
+                "{}{block}{}",
+                &document[..b],
+                &document[e + END.len()..].trim_start_matches('\n')
+            )
         }
         _ => format!("{}\n{block}", document.trim_end()),
     }
@@ -354,7 +373,11 @@ mod tests {
 
     fn fake(dir: &Path, stem: &str, main: f64) {
         std::fs::create_dir_all(dir.join("rte")).unwrap();
-        std::fs::write(dir.join("rte").join(format!("{stem}.json")), result(main, 0.5)).unwrap();
+        std::fs::write(
+            dir.join("rte").join(format!("{stem}.json")),
+            result(main, 0.5),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -366,8 +389,11 @@ mod tests {
             CellResult::parse(&result(0.6, 0.5), "matthews").unwrap_err(),
             "best_metric is [\"accuracy\",0.6,2], expected [\"matthews\", value, epoch]"
         );
-        let e = CellResult::parse(r#"{"best_metric": ["accuracy", 0.5, 1], "last_dev": {}}"#, "accuracy")
-            .unwrap_err();
+        let e = CellResult::parse(
+            r#"{"best_metric": ["accuracy", 0.5, 1], "last_dev": {}}"#,
+            "accuracy",
+        )
+        .unwrap_err();
         assert_eq!(e, "key `train_seconds`: expected a number");
     }
 
@@ -391,10 +417,16 @@ mod tests {
             lines[2],
             "| rte (accuracy) | bone r=64 | 5e-4 | 61.00 ± 1.41 (n=2) | 64.00 ± 0.00 (n=1) | f1 50.00 ± 0.00 | f1 50.00 ± 0.00 | 2.0 min, 0.500 s/step | 2.0 min, 0.500 s/step |"
         );
-        assert!(lines[3].starts_with("| rte (accuracy) | lora r=32 α=64 | 5e-4 (default) | 50.00 ± 0.00 (n=1) | — |"));
+        assert!(lines[3].starts_with(
+            "| rte (accuracy) | lora r=32 α=64 | 5e-4 (default) | 50.00 ± 0.00 (n=1) | — |"
+        ));
         let sweep = sweep_table(&results, &[&BUDGETS[0]]);
-        assert!(sweep.contains("| rte | bone r=64 | 2e-4: 55.00 · 5e-4: 60.00 · 1e-3: 58.00 | 5e-4 |"), "{sweep}");
-        assert!(sweep.contains("| rte | head only | 1e-3: — · 3e-3: — · 1e-2: — | 3e-3 (default; sweep not finished) |"));
+        assert!(
+            sweep.contains("| rte | bone r=64 | 2e-4: 55.00 · 5e-4: 60.00 · 1e-3: 58.00 | 5e-4 |"),
+            "{sweep}"
+        );
+        assert!(sweep.contains("| rte | lora r=32 α=64 | 2e-4: — · 5e-4: 50.00 · 1e-3: — | 5e-4 (default; sweep not finished) |"), "{sweep}");
+        assert!(!sweep.contains("head only"), "no head cell ran: {sweep}");
         let seeds = seed_table(&results, &[&BUDGETS[0]]);
         assert!(seeds.contains("| rte | bone r=64 | ours | 5e-4 | 42: 60.00 · 43: 62.00 |"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -404,7 +436,10 @@ mod tests {
     fn splice_replaces_only_the_generated_part() {
         let doc = format!("# title\n\nhand text\n\n{BEGIN}\nold\n{END}\n\nafter\n");
         let new = splice(&doc, "new\n");
-        assert_eq!(new, format!("# title\n\nhand text\n\n{BEGIN}\nnew\n{END}\nafter\n"));
+        assert_eq!(
+            new,
+            format!("# title\n\nhand text\n\n{BEGIN}\nnew\n{END}\nafter\n")
+        );
         assert_eq!(splice("# t\n", "x\n"), format!("# t\n{BEGIN}\nx\n{END}\n"));
     }
 

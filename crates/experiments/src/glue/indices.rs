@@ -67,7 +67,9 @@ mod tests {
             e,
             "2: row index 4 is out of range (the train split has 4 rows)"
         );
-        let e = parse_train_indices("# nothing\n", 4).unwrap_err().to_string();
+        let e = parse_train_indices("# nothing\n", 4)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "1: no row index in the file (expected one per line)");
     }
 }
