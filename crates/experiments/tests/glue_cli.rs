@@ -732,8 +732,9 @@ fn train_indices_choose_the_rows_and_bad_files_are_named() {
     assert_eq!(json(&out.join("summary.json"))["train_examples"], 3);
 
     std::fs::write(&file, "5\n2490\n").unwrap();
+    let bad = dir.join("bad");
     let mut args = common.to_vec();
-    args.extend(["--out", dir.join("bad").to_str().unwrap()]);
+    args.extend(["--out", bad.to_str().unwrap()]);
     let err = fails("glue", &args, 1);
     assert!(
         err.contains(&format!(
