@@ -15,6 +15,8 @@
 //!   CPU's theoretical peak, written to `benchmarks/peak.md`.
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
 //!   written to `benchmarks/glue_sst2.md`.
+//! - `cargo xtask glue-compare` — GLUE tasks × methods × seeds, ours and PyTorch + PEFT,
+//!   resumable, written to `benchmarks/glue.md` (see [`glue_compare`]).
 //! - `cargo xtask assets [--shared DIR]` — checks that the shared data, weights and golden
 //!   files the tests read are present and match their SHA256SUMS.
 //! - `cargo xtask assets --download [--to DIR]` — fetches them on a machine without
@@ -24,6 +26,7 @@ mod assets;
 
 mod child;
 mod fuzz;
+mod glue_compare;
 mod gpu;
 mod peak;
 
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("assets") if args.iter().any(|a| a == "--download") => assets::download(&args[1..]),
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
+        Some("glue-compare") => glue_compare::glue_compare(&args[1..], &workspace_root()),
         Some("gpu") => gpu::gpu(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("peak") => peak::peak(&args[1..]),
@@ -75,6 +79,14 @@ tasks:
                           Bone vs LoRA vs Bat on SST-2 (release build), mean ± std over seeds,
                           written to benchmarks/glue_sst2.md (with --reference, PyTorch + PEFT too;
                           --reuse keeps finished runs in runs/sst2-compare)
+  glue-compare [--tasks rte,mrpc,cola,stsb,sst2] [--methods bone,lora,bat,head] [--seeds 42,43,44]
+      [--impls ours,peft] [--no-sweep] [--python PYTHON] [--glue BIN | --no-build] [--dry-run] [--table-only]
+                          GLUE matrix (default rte,mrpc,cola; every method; seeds 42-44; both), ours
+                          (target/debug/glue, built first, or --glue BIN) and PyTorch + PEFT (benchmarks/reference/glue_peft.py
+                          run by --python, default $BONE_PEFT_PYTHON or python3); a 3-value lr sweep
+                          per task and method on seed 42 (ours) fixes the lr first (--no-sweep: the
+                          defaults); resumable: a cell whose benchmarks/glue/<task>/<cell>.json
+                          exists is not rerun; rewrites benchmarks/glue.md. Run it under nice -n 19
   gpu [--dry-run] [--out DIR] [--budget-secs N] [--step-timeout N] [--skip STEP]...
       [--prebuilt DIR | --bundle DIR] [--shared DIR] [--sst2-samples N]
                           the GPU check, for a machine with the NVIDIA driver and no network, in

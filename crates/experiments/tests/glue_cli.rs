@@ -742,3 +742,52 @@ fn eval_every_gives_a_dev_point_per_evaluation_and_the_best_of_them() {
     assert_eq!(adapter_values(&out.join("best")), adapter_values(&ckpt));
     std::fs::remove_dir_all(out).unwrap();
 }
+
+#[test]
+fn train_indices_choose_the_rows_and_bad_files_are_named() {
+    let (model, root) = (minilm(), data_root());
+    let dir = tmp("indices");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rows.txt");
+    std::fs::write(&file, "# four RTE rows\n5\n3\n100\n7\n").unwrap();
+    let out = dir.join("run");
+    let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+    let common = [
+        "--task",
+        "rte",
+        "--model",
+        &model,
+        "--data-root",
+        &root,
+        "--max-eval-samples",
+        "8",
+        "--max-seq-len",
+        "32",
+        "--checkpoint-every",
+        "0",
+        "--display",
+        "plain",
+        "--train-indices",
+        f,
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--max-train-samples", "3", "--out", o]);
+    let stdout = ok("glue", &args);
+    assert!(
+        stdout.contains("rte · bone r=64 · 3 train / 8 dev examples · 1 steps of batch 32"),
+        "{stdout}"
+    );
+    assert_eq!(json(&out.join("summary.json"))["train_examples"], 3);
+
+    std::fs::write(&file, "5\n2490\n").unwrap();
+    let bad = dir.join("bad");
+    let mut args = common.to_vec();
+    args.extend(["--out", bad.to_str().unwrap()]);
+    let err = fails("glue", &args, 1);
+    assert!(
+        err.contains(&format!(
+            "{f}:2: row index 2490 is out of range (the train split has 2490 rows)"
+        )),
+        "{err}"
+    );
+}

@@ -90,8 +90,13 @@ pub struct GlueConfig {
     pub max_grad_norm: f64,
     /// Truncate sequences to this many tokens.
     pub max_seq_len: usize,
-    /// Train on this many examples, drawn at random with the seed (all when unset or 0).
+    /// Train on this many examples, drawn at random with the seed (all when unset or 0); with
+    /// `train_indices`, the first this many of the file's.
     pub max_train_samples: Option<usize>,
+    /// Text file of 0-based train-row indices, one per line (`#` starts a comment): the
+    /// training examples, in this order, instead of the seed's random draw, so that another
+    /// implementation can train on the same examples.
+    pub train_indices: Option<PathBuf>,
     /// Evaluate on the first this many dev examples (all when unset).
     pub max_eval_samples: Option<usize>,
     /// Seed of the head's init, the data order and dropout.
@@ -138,6 +143,7 @@ impl GlueConfig {
             // One epoch over 20,000 random sentences (625 steps) keeps the default run under
             // half an hour on two CPU cores; 0 trains on the whole set.
             max_train_samples: Some(20_000),
+            train_indices: None,
             max_eval_samples: None,
             seed: 42,
             out: None,
@@ -173,6 +179,7 @@ impl RunConfig for GlueConfig {
         "data_root",
         "mini_r",
         "max_train_samples",
+        "train_indices",
         "max_eval_samples",
         "out",
         "early_stopping_patience",
@@ -235,6 +242,11 @@ pub struct GlueArgs {
     /// the outputs; N must divide every target's out features.
     #[arg(long, value_name = "N")]
     pub mini_r: Option<usize>,
+    /// Train on the rows listed in FILE (0-based indices into the train split, one per line,
+    /// `#` comments), in that order, instead of a random draw; `--max-train-samples N` keeps
+    /// the first N. Lets another implementation train on the same examples.
+    #[arg(long, value_name = "FILE")]
+    pub train_indices: Option<PathBuf>,
     /// Stop after this many epochs without improvement of the main dev metric [default: off].
     #[arg(long)]
     pub early_stopping_patience: Option<usize>,

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod evaluation;
+pub mod indices;
 pub mod model;
 pub mod run;
 pub mod task;

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::config::{GlueConfig, Method};
 use super::evaluation::GlueEvaluation;
+use super::indices::read_train_indices;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::cpu::{gemm_gflops_on_threads, CpuInfo};
@@ -249,8 +250,9 @@ fn input_files(config: &GlueConfig) -> anyhow::Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-/// The training examples (a random subset of `max_train_samples`, drawn with the seed: the
-/// same on every backend) and the first `max_eval_samples` dev examples.
+/// The training examples (those of `train_indices`, else a random subset of
+/// `max_train_samples` drawn with the seed: the same on every backend) and the first
+/// `max_eval_samples` dev examples.
 fn load_examples(config: &GlueConfig) -> anyhow::Result<(Vec<GlueExample>, Vec<GlueExample>)> {
     let task = config.task;
     let root = DataRoot::resolve(config.data_root.as_deref());
@@ -258,7 +260,14 @@ fn load_examples(config: &GlueConfig) -> anyhow::Result<(Vec<GlueExample>, Vec<G
     let train_set = task.load(&root, GlueSplit::Train, &options)?;
     let dev_set = task.load(&root, GlueSplit::Dev, &options)?;
     let mut train: Vec<GlueExample> = train_set.examples().to_vec();
-    if let Some(n) = config.max_train_samples.filter(|&n| n > 0) {
+    if let Some(path) = &config.train_indices {
+        let indices = read_train_indices(path, train.len())?;
+        let n = config
+            .max_train_samples
+            .filter(|&n| n > 0)
+            .unwrap_or(indices.len());
+        train = indices.iter().take(n).map(|&i| train[i].clone()).collect();
+    } else if let Some(n) = config.max_train_samples.filter(|&n| n > 0) {
         let shuffled = ShuffledDataset::new(InMemDataset::new(train), config.seed);
         train = (0..n.min(shuffled.len()))
             .filter_map(|i| shuffled.get(i))
