@@ -7,6 +7,8 @@
 //! - `cargo xtask gpu [--dry-run] [--out DIR] [--budget-secs N]` — the GPU check on a machine
 //!   with the NVIDIA driver (see [`gpu`]): CUDA tests, benchmarks and training runs in a
 //!   bounded time, results in one folder.
+//! - `cargo xtask launch --nproc N -- JOB ARGS…` — N data-parallel ranks of a training job
+//!   on this machine, with torchrun's environment (see [`launch`]).
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
 //! - `cargo xtask sst2-compare` — the SST-2 comparison of Bone, LoRA and Bat over seeds,
@@ -20,6 +22,7 @@ mod assets;
 
 mod child;
 mod gpu;
+mod launch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("assets") => assets(&args[1..]),
         Some("sst2-compare") => sst2_compare(&args[1..]),
         Some("gpu") => gpu::gpu(&args[1..]),
+        Some("launch") => launch::launch(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -54,6 +58,10 @@ const HELP: &str = "usage: cargo xtask <task>
 tasks:
   ci [--skip STEP]...     fmt, clippy, test (ndarray), examples (run each), wgpu (adapter tests on WGPU), cuda (cargo check),
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
+  launch --nproc N [--master-port P] [--release] [--features F] -- JOB ARGS...
+                          N data-parallel ranks of a training job (glue-sst2, glue, metamath) on this
+                          machine, with WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR=127.0.0.1,
+                          MASTER_PORT (default 29500) set; each output line prefixed [rank K]
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   assets [--shared DIR]   check ../shared (data, weights, golden files) against SHA256SUMS
   assets --download [--to DIR]

@@ -10,6 +10,8 @@ mod bone_cli;
 #[path = "causal_lm_step.rs"]
 mod causal_lm_step;
 mod common;
+#[path = "distributed.rs"]
+mod distributed;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]

@@ -24,6 +24,8 @@ use super::evaluation::GlueEvaluation;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::device::{BackendJob, BackendKind};
+use crate::train::config::RunConfig;
+use crate::train::distributed;
 use crate::train::job::default_hint;
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
@@ -104,6 +106,7 @@ fn run_glue<B: AutodiffBackend>(
     keep_products_on_step_threads(backend, step_threads);
     let (train, dev) = load_examples(config)?;
     let prepared = prepare_model::<B>(config, step_threads, &device)?;
+    distributed::start::<B, _>(&config.essential(), backend, &device)?;
     let batcher = batcher(config, prepared.model.inner.encoder.config().pad_id())?;
     let train_encoded = batcher.encode_all(&train)?;
     let dev_encoded = batcher.encode_all(&dev)?;
@@ -124,7 +127,7 @@ fn run_glue<B: AutodiffBackend>(
         .build(InMemDataset::new(dev_encoded));
     let spec = RunSpec {
         config,
-        out: config.out_dir(),
+        out: distributed::rank_out_dir(&config.out_dir(), job.control.resume)?,
         control: job.control,
         schedule: Schedule {
             lr: config.lr,
@@ -159,6 +162,10 @@ fn run_glue<B: AutodiffBackend>(
         plan,
         |t| register_metrics(t, task),
     )?;
+    distributed::finish();
+    if let Some(line) = distributed::report_line() {
+        println!("{line}");
+    }
     let summary = GlueSummary {
         task: task.name().into(),
         method: describe_method(config),
