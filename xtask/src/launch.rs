@@ -22,7 +22,11 @@ pub fn launch(args: &[String]) -> Result<(), String> {
         let mut value = || it.next().cloned().ok_or(format!("{option} needs a value"));
         match option.as_str() {
             "--nproc" => nproc = value()?.parse().map_err(|e| format!("--nproc: {e}"))?,
-            "--master-port" => port = value()?.parse().map_err(|e| format!("--master-port: {e}"))?,
+            "--master-port" => {
+                port = value()?
+                    .parse()
+                    .map_err(|e| format!("--master-port: {e}"))?
+            }
             "--features" => features = Some(value()?),
             "--release" => release = true,
             other => return Err(format!("unknown option `{other}` for `launch`")),
@@ -31,7 +35,9 @@ pub fn launch(args: &[String]) -> Result<(), String> {
     if nproc == 0 {
         return Err("--nproc 0: expected at least 1".into());
     }
-    let (name, job_args) = job.split_first().ok_or("launch: name the job after `--` (glue-sst2, glue, metamath)")?;
+    let (name, job_args) = job
+        .split_first()
+        .ok_or("launch: name the job after `--` (glue-sst2, glue, metamath)")?;
     let mut build = vec!["build", "-p", "experiments", "--bin", name.as_str()];
     if release {
         build.push("--release");
@@ -43,7 +49,9 @@ pub fn launch(args: &[String]) -> Result<(), String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| super::workspace_root().join("target"));
-    let exe = target.join(if release { "release" } else { "debug" }).join(name);
+    let exe = target
+        .join(if release { "release" } else { "debug" })
+        .join(name);
     let mut children: Vec<(usize, Child)> = Vec::new();
     for rank in 0..nproc {
         let mut command = Command::new(&exe);
@@ -56,7 +64,9 @@ pub fn launch(args: &[String]) -> Result<(), String> {
             .env("MASTER_PORT", port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
         prefix(child.stdout.take(), rank, false);
         prefix(child.stderr.take(), rank, true);
         children.push((rank, child));

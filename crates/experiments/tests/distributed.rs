@@ -100,7 +100,9 @@ fn text(out: &Output) -> String {
 
 /// Runs every rank of a run to its end; panics unless each succeeds.
 fn run_ranks(world: usize, port: u16, args: &[String], extra: &[&str]) -> Vec<Output> {
-    let children: Vec<Child> = (0..world).map(|r| rank(r, world, port, args, extra)).collect();
+    let children: Vec<Child> = (0..world)
+        .map(|r| rank(r, world, port, args, extra))
+        .collect();
     let outputs: Vec<Output> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
@@ -153,7 +155,13 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     let model = minilm_without_dropout(&root.join("model"));
     // One process, the same global batch of 11.
     let one = root.join("one");
-    let out = common::run(EXE, &slice(&model, &one, "66").iter().map(String::as_str).collect::<Vec<_>>());
+    let out = common::run(
+        EXE,
+        &slice(&model, &one, "66")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     assert!(out.status.success(), "{}", text(&out));
 
     // Two ranks: 6 + 5 rows of each batch.
@@ -162,7 +170,9 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     for (r, out) in outputs.iter().enumerate() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            stdout.contains(&format!("data parallel: rank {r} of 2 · 1 device(s) · 12 all-reduces")),
+            stdout.contains(&format!(
+                "data parallel: rank {r} of 2 · 1 device(s) · 12 all-reduces"
+            )),
             "rank {r}: {stdout}"
         );
     }
@@ -178,8 +188,15 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     let mut r0 = rank(0, 2, port(1), &args, &timeout);
     let mut r1 = rank(1, 2, port(1), &args, &timeout);
     let started = Instant::now();
-    while !killed.join("checkpoints").read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint");
+    while !killed
+        .join("checkpoints")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     r1.kill().unwrap();
@@ -190,14 +207,26 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
-        stderr.contains("error: rank 1 of WORLD_SIZE 2 was lost (its connection closed); rank 0 stops"),
+        stderr.contains(
+            "error: rank 1 of WORLD_SIZE 2 was lost (its connection closed); rank 0 stops"
+        ),
         "{stderr}"
     );
-    assert!(waited < Duration::from_secs(12), "rank 0 took {waited:?} to stop");
-    assert!(!killed.join("best").exists() || json(&killed.join("metrics.json"))["finished"] != true);
+    assert!(
+        waited < Duration::from_secs(12),
+        "rank 0 took {waited:?} to stop"
+    );
+    assert!(
+        !killed.join("best").exists() || json(&killed.join("metrics.json"))["finished"] != true
+    );
 
     // Both ranks resume from rank 0's checkpoint and end where the uninterrupted run ended.
-    let resume = ["--resume".to_string(), killed.display().to_string(), "--display".into(), "plain".into()];
+    let resume = [
+        "--resume".to_string(),
+        killed.display().to_string(),
+        "--display".into(),
+        "plain".into(),
+    ];
     run_ranks(2, port(2), &resume, &[]);
     assert_same_run(&one, &killed);
     let _ = std::fs::remove_dir_all(&root);
@@ -215,7 +244,9 @@ fn ranks_that_disagree_or_cannot_meet_fail_within_the_timeout() {
         assert_eq!(out.status.code(), Some(1), "rank {r}: {}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("rank 1's configuration differs from rank 0's: `r` is 32 on rank 1, 64 on rank 0"),
+            stderr.contains(
+                "rank 1's configuration differs from rank 0's: `r` is 32 on rank 1, 64 on rank 0"
+            ),
             "rank {r}: {stderr}"
         );
     }
@@ -223,7 +254,9 @@ fn ranks_that_disagree_or_cannot_meet_fail_within_the_timeout() {
     // Nobody at MASTER_ADDR:MASTER_PORT.
     let p = port(4);
     let started = Instant::now();
-    let out = rank(1, 2, p, &args, &["--peer-timeout", "2"]).wait_with_output().unwrap();
+    let out = rank(1, 2, p, &args, &["--peer-timeout", "2"])
+        .wait_with_output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(
@@ -237,7 +270,9 @@ fn ranks_that_disagree_or_cannot_meet_fail_within_the_timeout() {
     // MASTER_PORT taken by someone else.
     let p = port(5);
     let _taken = std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
-    let out = rank(0, 2, p, &args, &["--peer-timeout", "2"]).wait_with_output().unwrap();
+    let out = rank(0, 2, p, &args, &["--peer-timeout", "2"])
+        .wait_with_output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(

@@ -97,7 +97,11 @@ impl<B: AutodiffBackend> GlueModel<B> {
     /// replicas (threads, devices), the gradients all-reduced, and the outputs of the whole
     /// batch (each rank's rows in place, the loss the mean over all rows) gathered by an
     /// all-reduce, so every rank logs what one process would.
-    fn data_parallel(&self, batch: ClassificationBatch<B>, world: &World) -> TrainOutput<GlueOutput<B>> {
+    fn data_parallel(
+        &self,
+        batch: ClassificationBatch<B>,
+        world: &World,
+    ) -> TrainOutput<GlueOutput<B>> {
         let total = batch.len();
         let rows = distributed::share(total, world.world_size, world.rank);
         let device = batch.input_ids.device();
@@ -129,7 +133,10 @@ impl<B: AutodiffBackend> GlueModel<B> {
 }
 
 /// `batch` on `device` (a replica's, in a run over several devices).
-fn batch_to_device<B: Backend>(batch: ClassificationBatch<B>, device: &B::Device) -> ClassificationBatch<B> {
+fn batch_to_device<B: Backend>(
+    batch: ClassificationBatch<B>,
+    device: &B::Device,
+) -> ClassificationBatch<B> {
     if batch.input_ids.device() == *device {
         return batch;
     }

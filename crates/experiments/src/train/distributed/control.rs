@@ -47,7 +47,10 @@ pub fn join<C: Serialize>(world: &World, config: &C) -> anyhow::Result<()> {
         (vec![link], vec![data])
     };
     *DATA.lock().unwrap_or_else(|p| p.into_inner()) = data;
-    let links: Vec<_> = links.into_iter().map(|(r, s)| (r, Arc::new(Mutex::new(s)))).collect();
+    let links: Vec<_> = links
+        .into_iter()
+        .map(|(r, s)| (r, Arc::new(Mutex::new(s))))
+        .collect();
     for (peer, link) in &links {
         watch(world, *peer, Arc::clone(link), &links)?;
     }
@@ -178,7 +181,12 @@ fn connect(
     let mut stream = loop {
         let attempt = address
             .to_socket_addrs()
-            .with_context(|| format!("rank {}: resolving MASTER_ADDR:MASTER_PORT {address}", world.rank))?
+            .with_context(|| {
+                format!(
+                    "rank {}: resolving MASTER_ADDR:MASTER_PORT {address}",
+                    world.rank
+                )
+            })?
             .next()
             .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)));
         match attempt {
@@ -200,8 +208,13 @@ fn connect(
     );
     stream.write_all(hello.as_bytes())?;
     let data_address = stream.peer_addr()?;
-    let mut data = TcpStream::connect_timeout(&data_address, world.peer_timeout)
-        .with_context(|| format!("rank {}: opening the data connection to {address}", world.rank))?;
+    let mut data =
+        TcpStream::connect_timeout(&data_address, world.peer_timeout).with_context(|| {
+            format!(
+                "rank {}: opening the data connection to {address}",
+                world.rank
+            )
+        })?;
     data.set_nodelay(true)?;
     data.write_all(format!("DATA {}\n", world.rank).as_bytes())?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -220,7 +233,8 @@ fn connect(
 
 fn parse_hello(line: &str) -> anyhow::Result<(usize, usize, BTreeMap<String, String>)> {
     let mut it = line.trim_end().splitn(4, ' ');
-    let (Some("HELLO"), Some(rank), Some(size), Some(json)) = (it.next(), it.next(), it.next(), it.next())
+    let (Some("HELLO"), Some(rank), Some(size), Some(json)) =
+        (it.next(), it.next(), it.next(), it.next())
     else {
         bail!("rank 0: a process at MASTER_PORT sent `{}`, expected `HELLO <rank> <world size> <config>`", line.trim_end());
     };
@@ -252,7 +266,12 @@ fn watch(
                 let read = reader.read_line(&mut line);
                 let line = line.trim_end();
                 if let Some(lost) = line.strip_prefix("LOST ") {
-                    lost_rank(rank, size, lost.parse().unwrap_or(peer), "rank 0 reported it gone");
+                    lost_rank(
+                        rank,
+                        size,
+                        lost.parse().unwrap_or(peer),
+                        "rank 0 reported it gone",
+                    );
                 }
                 match read {
                     Ok(0) | Err(_) => {
@@ -266,7 +285,10 @@ fn watch(
                                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                                 ) =>
                             {
-                                format!("silent for {:.0} s (--peer-timeout)", timeout.as_secs_f64())
+                                format!(
+                                    "silent for {:.0} s (--peer-timeout)",
+                                    timeout.as_secs_f64()
+                                )
                             }
                             _ => "its connection closed".to_string(),
                         };
@@ -317,7 +339,11 @@ fn flatten(value: &serde_json::Value) -> BTreeMap<String, String> {
         match value {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out);
                 }
             }

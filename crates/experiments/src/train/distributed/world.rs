@@ -206,7 +206,11 @@ pub fn current() -> Option<&'static World> {
 /// `master` is a loopback address or cannot be resolved.
 fn default_node_addr(master: &str) -> String {
     use std::net::{ToSocketAddrs, UdpSocket};
-    let Some(target) = (master, 9).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+    let Some(target) = (master, 9)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
         return "127.0.0.1".into();
     };
     if target.ip().is_loopback() {
