@@ -146,7 +146,10 @@ fn assert_same_run(one: &Path, two: &Path) {
         &adapter_values(&two.join("best")),
     );
     eprintln!("adapter max relative difference {d:e}");
-    assert!(d < 1e-3, "the adapters differ by {d:e}");
+    // AdamW normalises each element by its own gradient scale, so an element whose gradient is
+    // near zero moves by up to ±lr whichever way summation order tips it (seen: 9e-3 of the
+    // largest value after 3 steps); the losses above match to 1e-4.
+    assert!(d < 2e-2, "the adapters differ by {d:e}");
 }
 
 #[test]
