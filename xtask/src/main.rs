@@ -7,6 +7,8 @@
 //! - `cargo xtask gpu [--dry-run] [--out DIR] [--budget-secs N]` — the GPU check on a machine
 //!   with the NVIDIA driver (see [`gpu`]): CUDA tests, benchmarks and training runs in a
 //!   bounded time, results in one folder.
+//! - `cargo xtask launch --nproc N -- JOB ARGS…` — N data-parallel ranks of a training job
+//!   on this machine, with torchrun's environment (see [`launch`]).
 //! - `cargo xtask bench [--features wgpu|cuda]` — runs the benchmarks and rewrites their
 //!   result tables under `benchmarks/`.
 //! - `cargo xtask fuzz [--secs N]` — the parsers of user files fuzzed for N seconds each
@@ -29,6 +31,7 @@ mod fuzz;
 mod glue_compare;
 mod gpu;
 mod peak;
+mod launch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Some("gpu") => gpu::gpu(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("peak") => peak::peak(&args[1..]),
+        Some("launch") => launch::launch(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
             Ok(())
@@ -68,6 +72,10 @@ tasks:
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   fuzz [--secs N]         fuzz the parsers of user files (safetensors, config.json, adapter_config.json,
                           TSV, JSONL, GGUF) for N seconds each (default 30): no panic, bounded memory
+  launch --nproc N [--master-port P] [--release] [--features F] -- JOB ARGS...
+                          N data-parallel ranks of a training job (glue-sst2, glue, metamath) on this
+                          machine, with WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR=127.0.0.1,
+                          MASTER_PORT (default 29500) set; each output line prefixed [rank K]
   bench [--features F]    run the benchmarks, rewriting the tables in benchmarks/
   peak [--quick]          f32 GEMM GFLOP/s of NdArray (matrixmultiply) and Flex (gemm) on all cores next to
                           the CPU's theoretical peak, written to benchmarks/peak.md

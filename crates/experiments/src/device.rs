@@ -103,6 +103,18 @@ pub trait BackendJob {
     ) -> anyhow::Result<Self::Output>;
 }
 
+/// The device a GPU job's model lives on: the first of `--devices`, else device
+/// `LOCAL_RANK` in a run of several processes (torchrun's one process per GPU), else the
+/// backend's default.
+#[allow(dead_code)]
+fn job_device<B: AutodiffBackend>(backend: BackendKind) -> B::Device {
+    use burn::tensor::backend::{Device, DeviceId};
+    match crate::train::distributed::current().and_then(|w| w.model_device_index(backend)) {
+        Some(index) => <B::Device as Device>::from_id(DeviceId::new(0, index)),
+        None => Default::default(),
+    }
+}
+
 /// Runs `job` on the chosen backend.
 ///
 /// # Errors
@@ -130,8 +142,8 @@ pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::
         BackendKind::Wgpu => {
             #[cfg(feature = "wgpu")]
             {
-                return job
-                    .run::<Autodiff<burn::backend::Wgpu>>(Default::default(), BackendKind::Wgpu);
+                let device = job_device::<Autodiff<burn::backend::Wgpu>>(BackendKind::Wgpu);
+                return job.run::<Autodiff<burn::backend::Wgpu>>(device, BackendKind::Wgpu);
             }
             #[allow(unreachable_code)]
             {
@@ -142,8 +154,8 @@ pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::
             #[cfg(feature = "cuda")]
             {
                 check_cuda()?;
-                return job
-                    .run::<Autodiff<burn::backend::Cuda>>(Default::default(), BackendKind::Cuda);
+                let device = job_device::<Autodiff<burn::backend::Cuda>>(BackendKind::Cuda);
+                return job.run::<Autodiff<burn::backend::Cuda>>(device, BackendKind::Cuda);
             }
             #[allow(unreachable_code)]
             {

@@ -16,6 +16,8 @@ mod common;
 mod decoder_hub;
 #[path = "fuzz.rs"]
 mod fuzz;
+#[path = "distributed.rs"]
+mod distributed;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]

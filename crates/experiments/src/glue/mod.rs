@@ -14,6 +14,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 pub use config::{GlueArgs, GlueConfig, Method};
 pub use run::{GlueJob, GlueSummary};
 
+use crate::train::distributed::{self, DistributedArgs};
 use crate::train::job::{self, with_help, RunControl, TrainJob};
 
 /// `glue-sst2` / `glue`: fine-tune a BERT or RoBERTa checkpoint on a GLUE task.
@@ -22,6 +23,9 @@ use crate::train::job::{self, with_help, RunControl, TrainJob};
 pub struct GlueCli {
     #[command(flatten)]
     args: GlueArgs,
+    /// Data parallelism (not part of the run's configuration).
+    #[command(flatten)]
+    distributed: DistributedArgs,
 }
 
 /// Entry point of the GLUE binaries. `require_task`: `glue` needs `--task` (or a config).
@@ -32,6 +36,10 @@ pub fn main(name: &'static str, about: &'static str, require_task: bool) -> Exit
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Err(e) = distributed::init(&cli.distributed) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let args = cli.args;
     if require_task
         && args.task.is_none()

@@ -8,7 +8,8 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use data::batcher::ClassificationBatch;
 use models::SequenceClassificationModel;
 
-use crate::train::{parallel_step, PartRows};
+use crate::train::distributed::{self, World};
+use crate::train::{data_parallel_step, parallel_step, PartRows};
 
 /// A BERT/RoBERTa sequence classifier (or regressor) trained on a GLUE task.
 #[derive(Module, Debug)]
@@ -72,6 +73,9 @@ impl<B: AutodiffBackend> TrainStep for GlueModel<B> {
     type Output = GlueOutput<B>;
 
     fn step(&self, batch: ClassificationBatch<B>) -> TrainOutput<GlueOutput<B>> {
+        if let Some(world) = distributed::active() {
+            return self.data_parallel(batch, world);
+        }
         if self.step_threads <= 1 || batch.len() < 2 {
             let output = self.forward_batch(batch);
             return TrainOutput::new(self, output.loss.backward(), output);
@@ -84,6 +88,122 @@ impl<B: AutodiffBackend> TrainStep for GlueModel<B> {
         TrainOutput {
             grads,
             item: GlueOutput::concat(outputs),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> GlueModel<B> {
+    /// One rank's step of a data-parallel run: its share of the global batch split over its
+    /// replicas (threads, devices), the gradients all-reduced, and the outputs of the whole
+    /// batch (each rank's rows in place, the loss the mean over all rows) gathered by an
+    /// all-reduce, so every rank logs what one process would.
+    fn data_parallel(
+        &self,
+        batch: ClassificationBatch<B>,
+        world: &World,
+    ) -> TrainOutput<GlueOutput<B>> {
+        let total = batch.len();
+        let rows = distributed::share(total, world.world_size, world.rank);
+        let device = batch.input_ids.device();
+        let parts = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let mine = batch
+                .split(world.world_size)
+                .into_iter()
+                .nth(world.rank)
+                .expect("a non-empty share is one of the batch's parts");
+            let replicas = self.step_threads.max(world.local_devices());
+            if replicas > 1 && mine.len() > 1 {
+                mine.split(replicas)
+            } else {
+                vec![mine]
+            }
+        };
+        let (grads, outputs) = data_parallel_step(self, parts, total, |replica, part| {
+            let replica_device = replica.devices().into_iter().next().unwrap_or_default();
+            let part = batch_to_device(part, &replica_device);
+            let output = replica.forward_batch(part);
+            (output.loss.clone(), output.detach_to(&device))
+        });
+        let labels = self.inner.num_labels();
+        let item = GlueOutput::gather(outputs, rows, total, labels, world, &device);
+        TrainOutput { grads, item }
+    }
+}
+
+/// `batch` on `device` (a replica's, in a run over several devices).
+fn batch_to_device<B: Backend>(
+    batch: ClassificationBatch<B>,
+    device: &B::Device,
+) -> ClassificationBatch<B> {
+    if batch.input_ids.device() == *device {
+        return batch;
+    }
+    ClassificationBatch {
+        input_ids: batch.input_ids.to_device(device),
+        attention_mask: batch.attention_mask.to_device(device),
+        token_type_ids: batch.token_type_ids.to_device(device),
+        labels: batch.labels.map(|t| t.to_device(device)),
+        scores: batch.scores.map(|t| t.to_device(device)),
+    }
+}
+
+impl<B: AutodiffBackend> GlueOutput<B> {
+    /// [`detach`](Self::detach), on `device`.
+    fn detach_to(self, device: &B::Device) -> Self {
+        let out = self.detach();
+        Self {
+            loss: out.loss.to_device(device),
+            logits: out.logits.to_device(device),
+            labels: out.labels.to_device(device),
+            scores: out.scores.to_device(device),
+        }
+    }
+
+    /// The output of the whole global batch of `total` rows from this rank's `parts` (rows
+    /// `rows` of it), by one all-reduce of a buffer where each rank fills its rows: logits
+    /// `[total, labels]`, labels and scores `[total]`, and the loss weighted by the rank's
+    /// share.
+    fn gather(
+        parts: Vec<Self>,
+        rows: std::ops::Range<usize>,
+        total: usize,
+        labels: usize,
+        world: &World,
+        device: &B::Device,
+    ) -> Self {
+        let n = rows.len();
+        let zeros = |len: usize| Tensor::<B, 1>::zeros([len], device);
+        let flat = if parts.is_empty() {
+            zeros(total * labels + 2 * total + 1)
+        } else {
+            let mine = Self::concat(parts);
+            let (before, after) = (rows.start, total - rows.end);
+            Tensor::cat(
+                vec![
+                    zeros(before * labels),
+                    mine.logits.reshape([n * labels]),
+                    zeros(after * labels),
+                    zeros(before),
+                    mine.labels.float(),
+                    zeros(after),
+                    zeros(before),
+                    mine.scores,
+                    zeros(after),
+                    mine.loss.mul_scalar(n as f64 / total.max(1) as f64),
+                ],
+                0,
+            )
+        };
+        let devices = world.devices_on::<B::InnerBackend>(device);
+        let sum = distributed::all_reduce_sum(world, flat, &devices);
+        let at = |offset: usize, len: usize| sum.clone().narrow(0, offset, len);
+        Self {
+            logits: at(0, total * labels).reshape([total, labels]),
+            labels: at(total * labels, total).round().int(),
+            scores: at(total * labels + total, total),
+            loss: at(total * labels + 2 * total, 1),
         }
     }
 }

@@ -27,6 +27,8 @@ use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
 use crate::cpu::{gemm_gflops_on_threads, CpuInfo};
 use crate::device::{BackendJob, BackendKind};
 use crate::train::flops::{BaseBackward, Mfu, ModelFlops};
+use crate::train::config::RunConfig;
+use crate::train::distributed;
 use crate::train::job::default_hint;
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::limits;
@@ -114,6 +116,7 @@ fn run_glue<B: AutodiffBackend>(
         .then(|| gemm_gflops_on_threads::<B::InnerBackend>(1024, 3, step_threads, &device));
     let (train, dev) = load_examples(config)?;
     let prepared = prepare_model::<B>(config, step_threads, job.control.force_r, &device)?;
+    distributed::start::<B, _>(&config.essential(), backend, &device)?;
     let batcher = batcher(config, prepared.model.inner.encoder.config())?;
     let train_encoded = batcher.encode_all(&train)?;
     let lengths: Vec<usize> = train_encoded.iter().map(|e| e.input_ids.len()).collect();
@@ -139,7 +142,7 @@ fn run_glue<B: AutodiffBackend>(
         .build(InMemDataset::new(dev_encoded));
     let spec = RunSpec {
         config,
-        out: config.out_dir(),
+        out: distributed::rank_out_dir(&config.out_dir(), job.control.resume)?,
         control: job.control,
         schedule: Schedule {
             lr: config.lr,
@@ -174,6 +177,10 @@ fn run_glue<B: AutodiffBackend>(
         plan,
         |t| register_metrics(t, task),
     )?;
+    distributed::finish();
+    if let Some(line) = distributed::report_line() {
+        println!("{line}");
+    }
     let seconds_per_step = summary.train_seconds / summary.steps.max(1) as f64;
     let summary = GlueSummary {
         task: task.name().into(),

@@ -10,6 +10,7 @@
 
 mod checkpoint;
 pub mod config;
+pub mod distributed;
 mod epoch;
 pub mod flops;
 pub mod inputs;
@@ -36,7 +37,10 @@ pub use checkpoint::{
 pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
 pub use lock::{RunLock, LOCK_FILE};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
-pub use parallel::{default_step_threads, keep_products_on_step_threads, parallel_step, PartRows};
+pub use parallel::{
+    data_parallel_step, default_step_threads, keep_products_on_step_threads, parallel_step,
+    PartRows,
+};
 pub use renderer::QuietRenderer;
 pub use report::{write_metrics, write_plot};
 pub use resume::{check_run_folder, resumable, resumable_checkpoint};

@@ -58,31 +58,113 @@ where
     F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
 {
     let total: usize = parts.iter().map(PartRows::rows).sum();
-    let device = model
+    let device = model_device(model);
+    let results = run_parts(model, parts, total, std::slice::from_ref(&device), &step);
+    let mut accumulator = GradientsAccumulator::<M>::new();
+    let mut outputs = Vec::with_capacity(results.len());
+    for (grads, output, _) in results {
+        accumulator.accumulate(model, grads);
+        outputs.push(output);
+    }
+    (accumulator.grads(), outputs)
+}
+
+/// [`parallel_step`] for one rank of a data-parallel run: `parts` are this process's share
+/// of a global batch whose parts weigh `total` in all (rows, or scored tokens), spread over
+/// the process's devices (part `i` on device `i % devices`, a fork of `model` each); the
+/// gradients of each device are summed, then all-reduced over every device of every rank by
+/// burn-collective (see [`distributed`](super::distributed)). Every rank must call it once
+/// per step, with no part when its share of the batch is empty. Without a data-parallel
+/// world it is [`parallel_step`] with the weights over `total`.
+pub fn data_parallel_step<B, M, I, O, F>(
+    model: &M,
+    parts: Vec<I>,
+    total: usize,
+    step: F,
+) -> (GradientsParams, Vec<O>)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Send,
+    I: Send + PartRows,
+    O: Send,
+    F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
+{
+    let device = model_device(model);
+    let Some(world) = super::distributed::active() else {
+        let results = run_parts(model, parts, total, std::slice::from_ref(&device), &step);
+        let mut accumulator = GradientsAccumulator::<M>::new();
+        let mut outputs = Vec::with_capacity(results.len());
+        for (grads, output, _) in results {
+            accumulator.accumulate(model, grads);
+            outputs.push(output);
+        }
+        return (accumulator.grads(), outputs);
+    };
+    let devices = world.devices_on::<B>(&device);
+    let results = run_parts(model, parts, total, &devices, &step);
+    let mut per_device: Vec<Option<GradientsAccumulator<M>>> =
+        (0..devices.len()).map(|_| None).collect();
+    let mut outputs = Vec::with_capacity(results.len());
+    for (grads, output, d) in results {
+        per_device[d]
+            .get_or_insert_with(GradientsAccumulator::new)
+            .accumulate(model, grads);
+        outputs.push(output);
+    }
+    let per_device = per_device
+        .into_iter()
+        .map(|a| a.map(|mut a| a.grads()))
+        .collect();
+    let grads = super::distributed::all_reduce_grads::<B, M>(world, model, per_device, &devices);
+    (grads, outputs)
+}
+
+/// The device `model` lives on.
+fn model_device<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> B::Device {
+    model
         .devices()
         .into_iter()
         .next()
-        .unwrap_or_else(Default::default);
+        .unwrap_or_else(Default::default)
+}
+
+/// Each part on its own thread, on a fork of `model` on device `i % devices.len()`: its
+/// gradients (its mean loss weighted by `rows / total`), its output and its device index.
+fn run_parts<B, M, I, O, F>(
+    model: &M,
+    parts: Vec<I>,
+    total: usize,
+    devices: &[B::Device],
+    step: &F,
+) -> Vec<(GradientsParams, O, usize)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Send,
+    I: Send + PartRows,
+    O: Send,
+    F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
+{
     let seeds: Vec<u64> = parts
         .iter()
-        .map(|_| bone_module::backend_seed::<B>(&device))
+        .map(|_| bone_module::backend_seed::<B>(&devices[0]))
         .collect();
     // A clone of a lazily initialised parameter initialises on its own: make every replica
     // start from the same values.
     model.visit(&mut Initialize);
-    let step = &step;
-    let results: Vec<(GradientsParams, O)> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
             .zip(seeds)
-            .map(|(part, seed)| {
-                let replica = model.clone().fork(&device);
+            .enumerate()
+            .map(|(i, (part, seed))| {
+                let d = i % devices.len();
+                let replica = model.clone().fork(&devices[d]);
                 scope.spawn(move || {
                     bone_module::with_dropout_seed(seed, || {
                         let share = part.rows() as f64 / total.max(1) as f64;
                         let (loss, output) = step(&replica, part);
                         let grads = loss.mul_scalar(share).backward();
-                        (GradientsParams::from_grads(grads, &replica), output)
+                        (GradientsParams::from_grads(grads, &replica), output, d)
                     })
                 })
             })
@@ -91,14 +173,7 @@ where
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| panic::resume_unwind(e)))
             .collect()
-    });
-    let mut accumulator = GradientsAccumulator::<M>::new();
-    let mut outputs = Vec::with_capacity(results.len());
-    for (grads, output) in results {
-        accumulator.accumulate(model, grads);
-        outputs.push(output);
-    }
-    (accumulator.grads(), outputs)
+    })
 }
 
 /// Materialises every lazily initialised parameter of the module it visits.
@@ -110,8 +185,9 @@ impl<B: Backend> ModuleVisitor<B> for Initialize {
     }
 }
 
-/// A batch part that knows its number of rows.
+/// A batch part that knows its weight in the batch's mean loss.
 pub trait PartRows {
-    /// Rows (examples) in this part.
+    /// Rows (examples) in this part, or the units its mean loss is taken over (the decoder
+    /// job's scored tokens).
     fn rows(&self) -> usize;
 }
