@@ -854,7 +854,7 @@ fn qwen2_qwen3_and_mistral_gguf_files_match_transformers() {
     }
     // Qwen files keep Hugging Face's row order: the loader reads q rows and biases as stored
     // (undoing llama's permutation on them would scramble the heads).
-    let qwen2 = Checkpoint::open(&family_gguf(dir.path(), "qwen2", "qwen2", vec![])).unwrap();
+    let qwen2 = Checkpoint::open(family_gguf(dir.path(), "qwen2", "qwen2", vec![])).unwrap();
     let hf = Checkpoint::open(shared_dir().join("golden/qwen2_tiny_random")).unwrap();
     let name = "model.layers.0.self_attn.q_proj.weight";
     assert_eq!(
