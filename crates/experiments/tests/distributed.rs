@@ -188,7 +188,7 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     let killed = root.join("killed");
     let args = slice(&model, &killed, "66");
     let timeout = ["--peer-timeout", "10"];
-    let mut r0 = rank(0, 2, port(1), &args, &timeout);
+    let r0 = rank(0, 2, port(1), &args, &timeout);
     let mut r1 = rank(1, 2, port(1), &args, &timeout);
     let started = Instant::now();
     while !killed
