@@ -30,8 +30,8 @@ mod child;
 mod fuzz;
 mod glue_compare;
 mod gpu;
-mod peak;
 mod launch;
+mod peak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -115,6 +115,15 @@ fn job_device<B: AutodiffBackend>(backend: BackendKind) -> B::Device {
     }
 }
 
+/// Prints which CPU backend `--device auto` chose and why, as the first line of a training
+/// run (the `bone` tools keep their output to what they produce).
+pub fn announce_auto(choice: DeviceChoice) {
+    let backend = choice.resolve();
+    if choice == DeviceChoice::Auto && backend.is_cpu() {
+        println!("device auto: {backend} ({})", auto_cpu_backend().1);
+    }
+}
+
 /// Runs `job` on the chosen backend.
 ///
 /// # Errors
@@ -122,9 +131,6 @@ fn job_device<B: AutodiffBackend>(backend: BackendKind) -> B::Device {
 /// driver, or the job's own error.
 pub fn run_on<J: BackendJob>(choice: DeviceChoice, job: J) -> anyhow::Result<J::Output> {
     let backend = choice.resolve();
-    if choice == DeviceChoice::Auto && backend.is_cpu() {
-        println!("device auto: {backend} ({})", auto_cpu_backend().1);
-    }
     match backend {
         BackendKind::Ndarray => {
             #[cfg(feature = "ndarray")]

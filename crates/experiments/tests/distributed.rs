@@ -191,11 +191,16 @@ fn two_ranks_train_what_one_process_trains_and_a_killed_rank_is_named_and_resume
     let r0 = rank(0, 2, port(1), &args, &timeout);
     let mut r1 = rank(1, 2, port(1), &args, &timeout);
     let started = Instant::now();
-    while !killed
-        .join("checkpoints")
-        .read_dir()
-        .is_ok_and(|mut d| d.next().is_some())
-    {
+    // A complete checkpoint: a `step-*` folder with its manifest (temp folders start with '.').
+    let complete = |dir: &Path| {
+        dir.join("checkpoints").read_dir().is_ok_and(|d| {
+            d.filter_map(Result::ok).any(|e| {
+                e.file_name().to_string_lossy().starts_with("step-")
+                    && e.path().join(experiments::train::MANIFEST_FILE).is_file()
+            })
+        })
+    };
+    while !complete(&killed) {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "no checkpoint"

@@ -14,10 +14,10 @@ mod chat_cli;
 mod common;
 #[path = "decoder_hub.rs"]
 mod decoder_hub;
-#[path = "fuzz.rs"]
-mod fuzz;
 #[path = "distributed.rs"]
 mod distributed;
+#[path = "fuzz.rs"]
+mod fuzz;
 #[path = "glue_cli.rs"]
 mod glue_cli;
 #[path = "glue_step.rs"]

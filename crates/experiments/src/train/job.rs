@@ -208,6 +208,7 @@ pub fn main<J: TrainJob, A: Serialize>(
     super::signal::install();
     let result = resolve(defaults, args, train, matches).and_then(|config| {
         let job = J::new(config.clone(), train.control());
+        crate::device::announce_auto(config.device());
         run_on(config.device(), job).map(|output| (config, output))
     });
     match result {
