@@ -190,6 +190,7 @@ impl LlamaConfig {
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
             ("num_attention_heads", self.num_attention_heads),
+            ("num_hidden_layers", self.num_hidden_layers),
             ("vocab_size", self.vocab_size),
         ] {
             if v == 0 {

@@ -238,6 +238,13 @@ fn unsupported_family_settings_are_errors_naming_the_field() {
         err,
         "config.json: field `sliding_window`: expected a positive number of tokens or null, found 0"
     );
+    // Zero layers is a config field error, not a missing adapter target later on.
+    let err =
+        config_from(tiny(json!({"model_type": "llama", "num_hidden_layers": 0}))).unwrap_err();
+    assert_eq!(
+        err,
+        "config.json: field `num_hidden_layers`: expected a positive integer, found 0"
+    );
     // Qwen2's default configs name a window they do not use.
     let c = config_from(tiny(
         json!({"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 4}),
