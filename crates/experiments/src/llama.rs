@@ -196,7 +196,8 @@ pub fn chat_template(model: &Path) -> anyhow::Result<Option<ChatTemplate>> {
 /// has none, masked anyway), right padding for training, left for generation.
 ///
 /// # Errors
-/// A missing or unreadable `tokenizer.json`, or a `max_len` too short.
+/// A missing or unreadable `tokenizer.json`, a tokenizer with ids beyond the model's
+/// `vocab_size` (they would index past the embedding table), or a `max_len` too short.
 pub fn lm_batcher(
     model_dir: &Path,
     llama: &LlamaConfig,
@@ -204,6 +205,17 @@ pub fn lm_batcher(
     side: PaddingSide,
 ) -> anyhow::Result<CausalLmBatcher> {
     let tokenizer = decoder_tokenizer(model_dir)?;
+    let tokenizer_file = if model_dir.is_file() {
+        model_dir.to_path_buf()
+    } else {
+        model_dir.join("tokenizer.json")
+    };
+    crate::train::limits::check_tokenizer_vocab(
+        tokenizer.get_vocab_size(true),
+        &tokenizer_file,
+        llama.vocab_size,
+        model_dir,
+    )?;
     let config = CausalLmBatcherConfig {
         max_len,
         pad_id: llama.pad_token_id.unwrap_or(0),

@@ -365,6 +365,36 @@ fn bad_input_fails_with_a_clear_message() {
     let out = dir.join("run");
     let out = out.to_str().unwrap();
 
+    // A config whose vocab_size is below the tokenizer's ids (512): refused before any
+    // embedding lookup could index past the table (issue 16 item 3).
+    let small = dir.join("small-vocab");
+    std::fs::create_dir_all(&small).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(shared().join("models/stories260K").join(f), small.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(shared().join("models/stories260K/config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["vocab_size"] = serde_json::json!(500);
+    std::fs::write(small.join("config.json"), config.to_string()).unwrap();
+    let err = fails(&[
+        "--model",
+        small.to_str().unwrap(),
+        "--data-root",
+        &root,
+        "--max-train-samples",
+        "4",
+        "--out",
+        out,
+    ]);
+    assert!(
+        err.contains(&format!(
+            "{}: the tokenizer has 512 ids (added tokens included) but the model's vocab_size is 500 ({}); ids from 500 on have no embedding",
+            small.join("tokenizer.json").display(),
+            small.join("config.json").display()
+        )),
+        "{err}"
+    );
+
     let err = fails(&["--model", "/nonexistent/llama", "--out", out]);
     assert!(
         err.contains("--model /nonexistent/llama: no such folder"),

@@ -28,6 +28,15 @@ pub fn check_max_seq_len(max_seq_len: usize, limit: usize, model_dir: &Path) -> 
     Ok(())
 }
 
+/// Where a model's config comes from: `config.json` of a folder, or the GGUF file itself.
+fn config_source(model: &Path) -> std::path::PathBuf {
+    if model.is_file() {
+        model.to_path_buf()
+    } else {
+        model.join("config.json")
+    }
+}
+
 /// Refuses a tokenizer with more ids than the model's embedding table has rows.
 ///
 /// # Errors
@@ -43,7 +52,7 @@ pub fn check_tokenizer_vocab(
             "{}: the tokenizer has {tokenizer_ids} ids (added tokens included) but the model's \
              vocab_size is {vocab_size} ({}); ids from {vocab_size} on have no embedding",
             tokenizer.display(),
-            model_dir.join("config.json").display()
+            config_source(model_dir).display()
         );
     }
     Ok(())
