@@ -14,6 +14,7 @@ use data::sft::{ChatTemplate, Message, Role};
 use models::tokenizer::Tokenizer;
 use models::{AutoModel, LlamaForCausalLM};
 
+use super::print::TokenPrinter;
 use super::ChatArgs;
 
 /// The template of `model`: `--chat-template FILE` when given, else `chat_template` of the
@@ -187,29 +188,11 @@ impl<B: Backend> Chat<'_, B> {
         if ids.is_empty() {
             bail!("the chat template rendered an empty prompt");
         }
-        let stdout = std::io::stdout();
-        let mut stream = self.tokenizer.stream(true);
-        let mut write_error = None;
-        let output = self.model.generate_with(&[ids], self.config, |_, token| {
-            if write_error.is_some() {
-                return;
-            }
-            let result = stream
-                .push(token)
-                .map_err(anyhow::Error::from)
-                .and_then(|piece| {
-                    let mut out = stdout.lock();
-                    write!(out, "{piece}")?;
-                    out.flush()?;
-                    Ok(())
-                });
-            if let Err(e) = result {
-                write_error = Some(e);
-            }
-        })?;
-        if let Some(e) = write_error {
-            return Err(e);
-        }
+        let mut printer = TokenPrinter::new(self.tokenizer.stream(true));
+        let output = self
+            .model
+            .generate_with(&[ids], self.config, |_, token| printer.push(token))?;
+        printer.finish()?;
         println!();
         let reply = self.tokenizer.decode(output.new_tokens(0), true)?;
         conversation.assistant(reply.trim());

@@ -1,6 +1,5 @@
 //! `bone generate`: streams the continuation of a prompt, or the answer to a chat message.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,6 +9,7 @@ use data::sft::{Message, Role};
 use models::tokenizer::Tokenizer;
 use models::{AutoModel, GenerationConfig};
 
+use super::print::TokenPrinter;
 use super::GenerateArgs;
 
 pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result<()> {
@@ -34,38 +34,20 @@ pub fn run<B: Backend>(args: GenerateArgs, device: &B::Device) -> anyhow::Result
     };
     let config: GenerationConfig = args.sampling.config(tokenizer.special_tokens().pad)?;
     let stream = !args.no_stream && prompts.len() == 1;
-    let stdout = std::io::stdout();
-    let mut text = tokenizer.stream(true);
-    let mut write_error = None;
+    let mut printer = TokenPrinter::new(tokenizer.stream(true));
     if stream && !chat {
-        let mut out = stdout.lock();
         for &t in &prompts[0] {
-            let piece = text.push(t)?;
-            write!(out, "{piece}")?;
+            printer.push(t);
         }
-        out.flush()?;
     }
     let start = Instant::now();
     let output = model.generate_with(&prompts, &config, |_, token| {
-        if stream && write_error.is_none() {
-            let result = text
-                .push(token)
-                .map_err(anyhow::Error::from)
-                .and_then(|piece| {
-                    let mut out = stdout.lock();
-                    write!(out, "{piece}")?;
-                    out.flush()?;
-                    Ok(())
-                });
-            if let Err(e) = result {
-                write_error = Some(e);
-            }
+        if stream {
+            printer.push(token);
         }
     })?;
     let elapsed = start.elapsed().as_secs_f64();
-    if let Some(e) = write_error {
-        return Err(e);
-    }
+    printer.finish()?;
     if stream {
         println!();
     } else {

@@ -12,6 +12,7 @@ mod generate;
 mod inspect;
 mod merge;
 mod output;
+mod print;
 
 use std::path::PathBuf;
 
