@@ -46,10 +46,7 @@ pub fn launch(args: &[String]) -> Result<(), String> {
         build.extend(["--features", f.as_str()]);
     }
     super::cargo(&build, &[])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| super::workspace_root().join("target"));
-    let exe = target
+    let exe = super::target_dir()
         .join(if release { "release" } else { "debug" })
         .join(name);
     let mut children: Vec<(usize, Child)> = Vec::new();

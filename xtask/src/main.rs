@@ -27,6 +27,7 @@
 mod assets;
 
 mod child;
+mod disk;
 mod fuzz;
 mod glue_compare;
 mod gpu;
@@ -115,6 +116,13 @@ tasks:
                           `DIR/xtask gpu --prebuilt DIR` where cargo cannot build. --skip takes a
                           step (tests:models/llama_golden) or group (build, tests, bench, train)";
 
+/// Where cargo builds: `CARGO_TARGET_DIR` if set, else `target/` of the workspace.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -138,6 +146,7 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
         if status.success() { "ok" } else { "FAILED" },
         start.elapsed()
     );
+    println!("    {}", disk::report(&target_dir()));
     if status.success() {
         Ok(())
     } else {

@@ -57,7 +57,7 @@ pub fn glue_compare(args: &[String], root: &Path) -> Result<(), String> {
     if options.table_only {
         return write_tables(root, &options.results);
     }
-    let exe = options.glue.clone().unwrap_or_else(|| glue_binary(root));
+    let exe = options.glue.clone().unwrap_or_else(glue_binary);
     if options.build
         && options.glue.is_none()
         && !options.dry_run
@@ -116,11 +116,8 @@ fn print_plan(selection: &Selection, results: &Path) {
     println!("(cells whose lr waits for an unfinished sweep are listed once the sweep is done)");
 }
 
-fn glue_binary(root: &Path) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    target.join("debug/glue")
+fn glue_binary() -> PathBuf {
+    crate::target_dir().join("debug/glue")
 }
 
 /// The data folder both implementations read (`$BONE_DATA_ROOT`, else ../shared/datasets).
