@@ -103,9 +103,7 @@ fn main() {
             .expect("packing");
     let packed = LmBatcher::packed(inner, packer, options.micro);
 
-    let mut model = with_stable_param_ids(CausalLmModel {
-        inner: bone_model(&dir, &device),
-    });
+    let mut model = with_stable_param_ids(CausalLmModel::new(bone_model(&dir, &device)));
     let mut optimizer = AdamWConfig::new().init::<AD, CausalLmModel<AD>>();
     let mut rows = [("padded", &padded), ("packed", &packed)].map(|(name, batcher)| {
         let b: LmBatch<AD> = batcher.batch(sequences.clone(), &device);

@@ -464,7 +464,7 @@ fn measure<C: CheckpointStrategy>(
         Method::FrozenBackward => llm.model.embed_tokens.weight.val().shape().num_elements(),
         _ => llm.trainable_params(),
     };
-    let mut model = with_stable_param_ids(CausalLmModel { inner: llm });
+    let mut model = with_stable_param_ids(CausalLmModel::new(llm));
     let mut optimizer = AdamWConfig::new().init::<Trained<C>, CausalLmModel<Trained<C>>>();
     let batch = || -> LmBatch<Trained<C>> { batcher.batch(sequences.to_vec(), device) };
     let tokens = sequences.iter().map(|s| s.input_ids.len()).sum::<usize>() as f64;

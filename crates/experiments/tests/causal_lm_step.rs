@@ -53,7 +53,7 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
         all_block_linears(ModelFamily::Llama),
     );
     llm.add_adapter("default", &config, &device).unwrap();
-    let model = CausalLmModel { inner: llm };
+    let model = CausalLmModel::new(llm);
 
     let seqs = sequences(&dir, 5);
     let lengths: Vec<usize> = seqs.iter().map(|s| s.input_ids.len()).collect();
@@ -64,7 +64,8 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
     let llama = check_llama_folder(&dir, "--model").unwrap();
     let inner = lm_batcher(&dir, &llama, 320, PaddingSide::Right).unwrap();
     let one: LmBatch<AD> = LmBatcher::new(inner.clone(), 5).batch(seqs.clone(), &device);
-    let split: LmBatch<AD> = LmBatcher::new(inner, 2).batch(seqs, &device);
+    let split: LmBatch<AD> = LmBatcher::new(inner.clone(), 2).batch(seqs.clone(), &device);
+    let split_again: LmBatch<AD> = LmBatcher::new(inner, 2).batch(seqs, &device);
     assert_eq!((one.parts.len(), split.parts.len()), (1, 3));
     assert_eq!(
         one.target_tokens[0],
@@ -81,12 +82,21 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
     );
     let a = TrainStep::step(&model, one);
     let b = TrainStep::step(&model, split);
-    let (la, lb) = (scalar(&a.item.loss), scalar(&b.item.loss));
+    // The same three micro-batches two at a time on step threads (a wave of 2, then 1).
+    let threaded = model.clone().with_step_threads(2);
+    let c = TrainStep::step(&threaded, split_again);
+    let (la, lb, lc) = (
+        scalar(&a.item.loss),
+        scalar(&b.item.loss),
+        scalar(&c.item.loss),
+    );
     assert!((la - lb).abs() < 1e-5 * la, "loss {la} vs {lb}");
+    assert!((la - lc).abs() < 1e-5 * la, "loss {la} vs threaded {lc}");
+    assert_eq!(c.item.target_tokens, a.item.target_tokens);
     assert!((la - scalar(&eval_one.loss)).abs() < 1e-5 * la);
 
     let flat = |grads: &GradientsParams| flat_grads(&model, grads);
-    let (ga, gb) = (flat(&a.grads), flat(&b.grads));
+    let (ga, gb, gc) = (flat(&a.grads), flat(&b.grads), flat(&c.grads));
     assert_eq!(ga.len(), model.inner.trainable_params());
     let scale = ga.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(scale > 0.0);
@@ -97,6 +107,14 @@ fn accumulated_micro_batches_give_the_gradients_of_one_batch() {
     assert!(
         diff <= 1e-4 * scale,
         "gradients differ by {diff:e} (max {scale:e})"
+    );
+    let diff = ga
+        .iter()
+        .zip(&gc)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff <= 1e-4 * scale,
+        "threaded gradients differ by {diff:e} (max {scale:e})"
     );
 }
 
@@ -112,7 +130,7 @@ fn a_packed_row_gives_each_example_the_loss_and_gradients_it_has_alone() {
         all_block_linears(ModelFamily::Llama),
     );
     llm.add_adapter("default", &config, &device).unwrap();
-    let model = CausalLmModel { inner: llm };
+    let model = CausalLmModel::new(llm);
     let llama = check_llama_folder(&dir, "--model").unwrap();
     let inner = lm_batcher(&dir, &llama, 320, PaddingSide::Right).unwrap();
     let seqs = sequences(&dir, 3);

@@ -379,6 +379,7 @@ fn resume_refuses_a_train_file_changed_since_the_run_started() {
         [
             "config.json",
             "tokenizer.json",
+            "tokenizer_config.json",
             "model.safetensors",
             "train.tsv",
             "dev.tsv"

@@ -1,6 +1,7 @@
-//! `sft` on stories260K beyond the basics of `metamath_cli`: `--packing` trains to the same
-//! losses as padding on the same rows, and `--eval-every` with `--samples` writes a dev point
-//! and a file of sample generations per evaluation.
+//! `sft` on stories260K beyond the basics of `metamath_cli`: `--packing` and `--threads` train
+//! to the same losses as padding one micro-batch at a time on the same rows, `--eval-every`
+//! with `--samples` writes a dev point and a file of sample generations per evaluation, and
+//! the load-time limits and input fingerprints of issue 16.
 
 use crate::common::json;
 use crate::metamath_cli::{chat_rows, sft, sft_args, step_losses, stories, tmp};
@@ -14,14 +15,21 @@ fn packing_trains_to_the_losses_of_padding_on_the_same_rows() {
     std::fs::write(&data, chat_rows(30)).unwrap();
     let data = data.to_str().unwrap();
     let (padded, packed) = (dir.join("padded"), dir.join("packed"));
+    // Padded micro-batches one after another; packed ones two at a time on step threads:
+    // neither changes the losses.
     let mut args = sft_args(&model, data, padded.to_str().unwrap());
-    args.extend(["--samples", "0"]);
+    args.extend(["--samples", "0", "--threads", "1"]);
     let plain = sft(&args);
     assert!(!plain.contains("packed"), "{plain}");
+    assert!(!plain.contains("at once"), "{plain}");
     let mut args = sft_args(&model, data, packed.to_str().unwrap());
-    args.extend(["--samples", "0", "--packing"]);
+    args.extend(["--samples", "0", "--packing", "--threads", "2"]);
     let stdout = sft(&args);
-    assert!(stdout.contains(" · packed"), "{stdout}");
+    assert!(
+        stdout.contains(" · packed · 2 micro-batches at once"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" GFLOP/step, "), "{stdout}");
 
     let (a, b) = (step_losses(&padded), step_losses(&packed));
     assert_eq!((a.len(), b.len()), (3, 3));
@@ -200,5 +208,104 @@ fn bad_rows_templates_long_examples_and_empty_files_get_exact_messages() {
         ),
         "{stdout}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `args` with the value after `flag` replaced (the flag must be there).
+fn with_value<'a>(mut args: Vec<&'a str>, flag: &str, value: &'a str) -> Vec<&'a str> {
+    let at = args.iter().position(|a| *a == flag).expect("flag present");
+    args[at + 1] = value;
+    args
+}
+
+#[test]
+fn r_wider_than_a_layer_and_an_impossible_memory_estimate_are_refused() {
+    let model = stories();
+    let dir = tmp("sft-limits");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("chat.jsonl");
+    std::fs::write(&data, chat_rows(10)).unwrap();
+    let out = dir.join("run");
+    let base = sft_args(&model, data.to_str().unwrap(), out.to_str().unwrap());
+    let err = crate::metamath_cli::sft_fails(&[base.clone(), vec!["--r", "100"]].concat());
+    assert!(
+        err.contains(
+            "error: --r 100: larger than the input of model.layers.0.self_attn.q_proj (64 \
+             features); a Bone block wider than the layer's input only repeats it. Pass --r 64 \
+             or less, or --force-r to build it anyway"
+        ),
+        "{err}"
+    );
+    let err =
+        crate::metamath_cli::sft_fails(&[base, vec!["--r", "10000000", "--force-r"]].concat());
+    assert!(
+        err.contains("error: the adapters would need about ")
+            && err.contains(
+                "trainable parameters × 16 bytes for weights, gradients and AdamW moments) but "
+            ),
+        "{err}"
+    );
+    assert!(!out.join("checkpoints").exists(), "nothing was trained");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn resume_refuses_a_data_file_changed_since_the_run_started_and_long_sequences_warn() {
+    let model = stories();
+    let dir = tmp("sft-inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("chat.jsonl");
+    std::fs::write(&data, chat_rows(30)).unwrap();
+    let out = dir.join("run");
+    let args = sft_args(&model, data.to_str().unwrap(), out.to_str().unwrap());
+    // stories260K's max_position_embeddings is 512: 600 is allowed, with a warning.
+    let mut args = with_value(args, "--max-seq-len", "600");
+    args.extend(["--samples", "0", "--stop-after-steps", "1"]);
+    let run = crate::common::run(env!("CARGO_BIN_EXE_sft"), &args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: --max-seq-len 600 is above the model's max_position_embeddings 512 ({}); \
+             positions past 512 were not trained",
+            std::path::Path::new(&model).join("config.json").display()
+        )),
+        "{stderr}"
+    );
+    let names: Vec<String> = json(&out.join("inputs.json"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "model.safetensors",
+            "chat.jsonl"
+        ]
+    );
+    // One more row: the data is not what the run started with.
+    std::fs::write(&data, chat_rows(31)).unwrap();
+    let resume = ["--resume", out.to_str().unwrap(), "--display", "plain"];
+    let err = crate::metamath_cli::sft_fails(&resume);
+    assert!(
+        err.contains(&format!(
+            "error: --resume {}: {} is not the file the run started with (",
+            out.display(),
+            data.display()
+        )) && err.contains(&format!(
+            "recorded in {}); resume with the same model and data, or start a new run",
+            out.join("inputs.json").display()
+        )),
+        "{err}"
+    );
+    // The file as it was: the run resumes and finishes.
+    std::fs::write(&data, chat_rows(30)).unwrap();
+    crate::metamath_cli::sft(&resume);
+    assert!(out.join("summary.json").is_file());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -159,17 +159,12 @@ impl GlueConfig {
     /// The run folder.
     pub fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
-            let rank = if self.method.has_adapter() {
-                format!("-r{}", self.r)
-            } else {
-                String::new()
-            };
-            PathBuf::from("runs").join(format!(
-                "{}-{}{rank}-seed{}",
+            crate::train::config::default_run_folder(
                 self.task.name(),
                 self.method.name(),
-                self.seed
-            ))
+                self.method.has_adapter().then_some(self.r),
+                self.seed,
+            )
         })
     }
 }

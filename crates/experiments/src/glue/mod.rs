@@ -92,13 +92,7 @@ fn report(config: &GlueConfig, s: &GlueSummary) {
     let mfu = s
         .mfu
         .as_ref()
-        .map(|m| {
-            format!(
-                " · {:.2} GFLOP/step, {}",
-                m.flops_per_step / 1e9,
-                m.describe()
-            )
-        })
+        .map(|m| format!(" · {}", m.describe_step()))
         .unwrap_or_default();
     println!(
         "{} · {} finished: {best}; last dev {} · {} steps in {:.1} min ({:.3} s/step) · peak memory {:.2} GiB · {}{mfu}",

@@ -24,7 +24,7 @@ use super::evaluation::GlueEvaluation;
 use super::indices::read_train_indices;
 use super::model::GlueModel;
 use super::task::{GlueTrainTask, ADAPTER_NAME, HEAD_FILE};
-use crate::cpu::{gemm_gflops_on_threads, CpuInfo};
+use crate::cpu::gemm_gflops_on_threads;
 use crate::device::{BackendJob, BackendKind};
 use crate::train::config::RunConfig;
 use crate::train::distributed;
@@ -192,10 +192,7 @@ fn run_glue<B: AutodiffBackend>(
         dev_examples: dev.len(),
         best_metric: state.best.map(|b| (b.metric, b.value, b.epoch)),
         seconds_per_step,
-        mfu: flops_per_step.filter(|_| summary.steps > 0).map(|flops| {
-            Mfu::new(flops, seconds_per_step, gemm_peak)
-                .with_theoretical_peak(backend.is_cpu().then(|| CpuInfo::detect().peak_gflops()))
-        }),
+        mfu: Mfu::of_run(flops_per_step, &summary, gemm_peak, backend),
         run: summary,
     };
     write_summary(&run, &summary)?;
@@ -232,24 +229,11 @@ fn print_plan(
     );
 }
 
-/// The files a run reads: the model's config.json, tokenizer.json and weights, and the
+/// The files a run reads: the model's config.json, tokenizer files and weights, and the
 /// task's train and dev files.
 fn input_files(config: &GlueConfig) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let model_dir = models::hub::resolve_model(&config.model, None)?;
-    let mut files = vec![
-        model_dir.join("config.json"),
-        model_dir.join("tokenizer.json"),
-    ];
-    let mut weights: Vec<std::path::PathBuf> = std::fs::read_dir(&model_dir)
-        .with_context(|| format!("listing {}", model_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "safetensors" || x == "bin")
-        })
-        .collect();
-    weights.sort();
-    files.extend(weights);
+    let mut files = crate::train::inputs::model_files(&model_dir)?;
     let root = DataRoot::resolve(config.data_root.as_deref());
     for split in [GlueSplit::Train, GlueSplit::Dev] {
         files.push(root.file(&config.task.relative_path(split)?)?);

@@ -113,6 +113,10 @@ pub struct LmConfig {
     pub eval_every: usize,
     /// Training loss is logged every this many optimiser steps.
     pub log_every: usize,
+    /// Micro-batches a step runs at once, each on its own thread (default: every core on the
+    /// CPU backends, 1 on WGPU and CUDA; at most `grad_accumulation`).
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// Float type of the base weights (adapters stay f32).
     pub precision: Precision,
     /// Recompute activations in the backward pass instead of keeping them (less memory).
@@ -196,6 +200,7 @@ impl LmConfig {
             checkpoint_every: 200,
             eval_every: 0,
             log_every: 10,
+            threads: None,
             precision: Precision::F32,
             gradient_checkpointing: false,
             device: DeviceChoice::default(),
@@ -227,17 +232,12 @@ impl LmConfig {
     /// The run folder.
     pub fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
-            let rank = if self.method.has_adapter() {
-                format!("-r{}", self.r)
-            } else {
-                String::new()
-            };
-            PathBuf::from("runs").join(format!(
-                "{}-{}{rank}-seed{}",
+            crate::train::config::default_run_folder(
                 if self.is_sft() { "sft" } else { "metamath" },
                 self.method.name(),
-                self.seed
-            ))
+                self.method.has_adapter().then_some(self.r),
+                self.seed,
+            )
         })
     }
 }
@@ -256,9 +256,11 @@ impl RunConfig for LmConfig {
         "eval_data",
         "train_on",
         "skip_bad_rows",
+        "threads",
     ];
     const CHANGEABLE_ON_RESUME: &'static [&'static str] = &[
         "device",
+        "threads",
         "log_every",
         "data_root",
         "model",
@@ -283,6 +285,7 @@ impl RunConfig for LmConfig {
         essential.out = None;
         essential.data_root = None;
         essential.device = DeviceChoice::default();
+        essential.threads = None;
         essential.log_every = 0;
         essential.checkpoint_every = 0;
         essential.eval_every = 0;
@@ -344,4 +347,9 @@ pub struct LmArgs {
     /// samples/step-N.jsonl at each evaluation, 0 for none [default: 3].
     #[arg(long, value_name = "N")]
     pub samples: Option<usize>,
+    /// Micro-batches of a step run at once, each on its own thread with its own graph (more
+    /// memory, as many activations at once); at most --grad-accumulation [default: every
+    /// core on ndarray and flex, 1 on wgpu and cuda].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }

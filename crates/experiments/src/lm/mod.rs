@@ -60,8 +60,13 @@ fn report(s: &LmSummary) {
         .iter()
         .map(|(k, v)| format!("{k} {v:.4}"))
         .collect();
+    let mfu = s
+        .mfu
+        .as_ref()
+        .map(|m| format!(" · {}", m.describe_step()))
+        .unwrap_or_default();
     println!(
-        "{} finished: {losses}; dev {} · {} steps in {:.1} min · {:.0} tokens/s · peak memory {:.2} GiB · {} {}",
+        "{} finished: {losses}; dev {} · {} steps in {:.1} min · {:.0} tokens/s · peak memory {:.2} GiB · {} {}{mfu}",
         s.method,
         dev.join(", "),
         run.steps,

@@ -24,12 +24,15 @@ use super::metric::{TokenPerplexityMetric, TokensPerSecondMetric};
 use super::model::CausalLmModel;
 use super::samples::SampleSet;
 use super::task::{LmTrainTask, ADAPTER_NAME};
+use crate::cpu::gemm_gflops_on_threads;
 use crate::device::{BackendJob, BackendKind};
 use crate::llama::{check_llama_folder, lm_batcher, resolve_model_arg, Precision};
+use crate::train::flops::{BaseBackward, Mfu, ModelFlops};
 use crate::train::job::{fit, write_summary, RunControl, RunSpec, RunSummary, Schedule};
 use crate::train::{
-    check_run_folder, with_stable_param_ids, MetricGoal, MetricKey, ProgressDisplay, RunDir,
-    TrainTask, TrainerOptions, TrainerState, Training,
+    check_run_folder, default_step_threads, keep_products_on_step_threads, with_stable_param_ids,
+    MetricGoal, MetricKey, ProgressDisplay, RunDir, TrainTask, TrainerOptions, TrainerState,
+    Training,
 };
 
 /// What a finished (or interrupted) run reports; also written to `<run>/summary.json`.
@@ -70,6 +73,9 @@ pub struct LmSummary {
     /// Non-padding training tokens per second (from the epoch's token count and the steps
     /// done).
     pub tokens_per_second: f64,
+    /// Model FLOPs of a step, FLOP/s and the share of the GEMM peak on the CPU (see
+    /// [`crate::train::flops`]).
+    pub mfu: Option<Mfu>,
     /// Steps, last dev metrics (loss, perplexity), time, memory and folders (`best_dir`: the
     /// adapter, PEFT folder, or model, Hugging Face folder, with the best dev loss).
     #[serde(flatten)]
@@ -115,6 +121,7 @@ impl LmSummary {
                 .or_else(|| state.history.last().map(|e| e.train_loss)),
             best_dev_loss: state.best.as_ref().map(|b| (b.value, b.epoch)),
             tokens_per_second: tokens_done / run.train_seconds.max(1e-9),
+            mfu: None,
             run,
         }
     }
@@ -188,8 +195,23 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
     let out = config.out_dir();
     let fingerprint = crate::train::config::fingerprint(run_config);
     check_run_folder(&out, control.resume, &fingerprint)?;
+    warn_past_positions(config, &llama);
     let mut data = prepare(&llama)?;
-    let prepared = prepare_model::<B>(config, &device)?;
+    let inputs = input_files(config, &data.source)?;
+    let step_threads = step_threads(config, backend);
+    keep_products_on_step_threads(backend, step_threads);
+    let prepared = prepare_model::<B>(config, step_threads, control.force_r, &device)?;
+    let gemm_peak = backend
+        .is_cpu()
+        .then(|| gemm_gflops_on_threads::<B::InnerBackend>(1024, 3, step_threads, &device));
+    let lengths: Vec<usize> = data.train.iter().map(|s| s.input_ids.len()).collect();
+    let base = if config.method == LmMethod::Full {
+        BaseBackward::Full
+    } else {
+        BaseBackward::Input
+    };
+    let flops_per_step = ModelFlops::causal_lm(&prepared.model.inner, base)
+        .mean_step_flops(&lengths, config.effective_batch());
     let batcher = step_batcher(config, &data.batcher)?;
     let samples = (config.samples > 0)
         .then(|| SampleSet::from_dev(&data.dev, config.samples, data.batcher.tokenizer().clone()));
@@ -202,6 +224,7 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
         load_options: prepared.load_options,
         device: device.clone(),
         samples,
+        inputs,
     });
     let batches = task.batches_per_epoch();
     let valid_loader = DataLoaderBuilder::new(batcher)
@@ -229,7 +252,14 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
             );
         }
         if let ProgressDisplay::Quiet(_) = display {
-            print_plan(config, &data, total_steps, &prepared.size, backend);
+            print_plan(
+                config,
+                &data,
+                total_steps,
+                &prepared.size,
+                backend,
+                step_threads,
+            );
             println!("run folder: {}", run.root().display());
         }
     };
@@ -242,15 +272,18 @@ pub(crate) fn run_lm<B: AutodiffBackend, C: crate::train::config::RunConfig>(
         plan,
         register_metrics,
     )?;
-    let summary = LmSummary::new(
-        config,
-        &data,
-        &prepared.size,
-        backend,
-        batches,
-        summary,
-        &state,
-    );
+    let summary = LmSummary {
+        mfu: Mfu::of_run(flops_per_step, &summary, gemm_peak, backend),
+        ..LmSummary::new(
+            config,
+            &data,
+            &prepared.size,
+            backend,
+            batches,
+            summary,
+            &state,
+        )
+    };
     write_summary(&run, &summary)?;
     Ok(summary)
 }
@@ -292,6 +325,46 @@ pub(crate) struct PreparedData {
     pub dev_report: EncodeReport,
 }
 
+/// Warns (on stderr) when `--max-seq-len` exceeds the model's `max_position_embeddings`: a
+/// rotary decoder computes positions past it, but it was not trained on them.
+fn warn_past_positions(config: &LmConfig, llama: &LlamaConfig) {
+    if let Some(warning) = crate::train::limits::rope_position_warning(
+        config.max_seq_len,
+        llama.max_position_embeddings,
+        &config.model,
+    ) {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// The files a run reads: the model's (config, tokenizer, weights, or the GGUF file) and the
+/// data files (`--data` and `--eval-data`; GSM8K train when `metamath` has no `--data`).
+fn input_files(config: &LmConfig, source: &DataSource) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = crate::train::inputs::model_files(&config.model)?;
+    match source {
+        DataSource::MetaMathQa(path) | DataSource::Gsm8kTrain(path) => files.push(path.clone()),
+        DataSource::Sft(_) => files.extend(config.data.iter().cloned()),
+    }
+    files.extend(config.eval_data.iter().cloned());
+    Ok(files)
+}
+
+impl PreparedData {
+    /// The data, unless no training or no held-out sequence is left.
+    ///
+    /// # Errors
+    /// Every example of a split lost its response to `max_seq_len`.
+    pub(crate) fn checked(self, max_seq_len: usize) -> anyhow::Result<Self> {
+        if self.train.is_empty() || self.dev.is_empty() {
+            bail!(
+                "--max-seq-len {max_seq_len}: no {} example has a response token left after the prompt; raise --max-seq-len",
+                if self.train.is_empty() { "training" } else { "held-out" }
+            );
+        }
+        Ok(self)
+    }
+}
+
 /// Reads the rows, holds out the dev split and tokenises both.
 fn prepare_data(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Result<PreparedData> {
     let (rows, source) = load_examples(config.data.as_deref(), config.data_root.as_deref())?;
@@ -306,14 +379,7 @@ fn prepare_data(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Result<Prepar
     let batcher = lm_batcher(&config.model, llama, config.max_seq_len, PaddingSide::Right)?;
     let (train, train_report) = encode(&batcher, &train_rows)?;
     let (dev, dev_report) = encode(&batcher, &dev_rows)?;
-    if train.is_empty() || dev.is_empty() {
-        bail!(
-            "--max-seq-len {}: no {} example has a response token left after the prompt; raise --max-seq-len",
-            config.max_seq_len,
-            if train.is_empty() { "training" } else { "held-out" }
-        );
-    }
-    Ok(PreparedData {
+    PreparedData {
         source,
         total_rows,
         batcher,
@@ -321,7 +387,8 @@ fn prepare_data(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Result<Prepar
         dev,
         train_report,
         dev_report,
-    })
+    }
+    .checked(config.max_seq_len)
 }
 
 /// Trainable and total parameters.
@@ -338,9 +405,23 @@ struct PreparedModel<B: AutodiffBackend> {
     size: ModelSize,
 }
 
-/// `--model` in `--precision`, with the adapter attached (or every parameter trainable).
+/// The micro-batches a step runs at once: `--threads` (default: every core on the CPU
+/// backends, 1 on WGPU and CUDA), at most the micro-batches of a step (`--grad-accumulation`).
+fn step_threads(config: &LmConfig, backend: BackendKind) -> usize {
+    config
+        .threads
+        .unwrap_or_else(|| default_step_threads(backend))
+        .min(config.grad_accumulation)
+        .max(1)
+}
+
+/// `--model` in `--precision`, with the adapter attached (or every parameter trainable);
+/// the adapter's `r` and memory are checked first ([`crate::train::limits::check_adapter_plan`];
+/// `force_r`: `--force-r`).
 fn prepare_model<B: AutodiffBackend>(
     config: &LmConfig,
+    step_threads: usize,
+    force_r: bool,
     device: &B::Device,
 ) -> anyhow::Result<PreparedModel<B>> {
     let load_options = LoadOptions {
@@ -367,6 +448,7 @@ fn prepare_model<B: AutodiffBackend>(
             };
             let mut adapter_config = AdapterConfig::from_spec(&spec, targets);
             adapter_config.base_model_name_or_path = Some(config.model.display().to_string());
+            crate::train::limits::check_adapter_plan(&inner, &adapter_config, force_r)?;
             inner
                 .add_adapter(ADAPTER_NAME, &adapter_config, device)
                 .with_context(|| {
@@ -384,7 +466,7 @@ fn prepare_model<B: AutodiffBackend>(
         total: burn::module::Module::num_params(&inner),
     };
     Ok(PreparedModel {
-        model: with_stable_param_ids(CausalLmModel { inner }),
+        model: with_stable_param_ids(CausalLmModel::new(inner).with_step_threads(step_threads)),
         adapter,
         load_options,
         size,
@@ -432,13 +514,14 @@ fn print_plan(
     total_steps: usize,
     size: &ModelSize,
     backend: BackendKind,
+    step_threads: usize,
 ) {
     let (train, dev) = (&data.train_report, &data.dev_report);
     let (trainable, total, total_rows) = (size.trainable, size.total, data.total_rows);
     println!(
         "{} · {} train / {} held-out of {total_rows} examples ({} truncated to {} tokens, {} dropped) · \
          {total_steps} steps of {} × {} = {} · {trainable} trainable of {total} parameters ({:.3} %) · \
-         {backend} {}{}{}",
+         {backend} {}{}{}{}",
         describe_method(config),
         train.kept,
         dev.kept,
@@ -456,6 +539,11 @@ fn print_plan(
             ""
         },
         if config.packing { " · packed" } else { "" },
+        if step_threads > 1 {
+            format!(" · {step_threads} micro-batches at once")
+        } else {
+            String::new()
+        },
     );
 }
 
@@ -475,7 +563,14 @@ fn validate(config: &LmConfig) -> anyhow::Result<()> {
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");
     }
-    crate::train::job::check_shared_flags(config.max_grad_norm, config.weight_decay, None)?;
+    if config.threads == Some(0) {
+        bail!("--threads 0: expected a positive number");
+    }
+    crate::train::job::check_shared_flags(
+        config.max_grad_norm,
+        config.weight_decay,
+        config.threads,
+    )?;
     crate::train::job::check_mini_r(config.method == LmMethod::Mini, config.mini_r)?;
     if config.max_seq_len < 4 {
         bail!(

@@ -107,14 +107,7 @@ pub(crate) fn prepare_sft(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Res
     dev.truncate(config.max_eval_samples);
     let (train, train_report) = keep_trainable(train);
     let (dev, dev_report) = keep_trainable(dev);
-    if train.is_empty() || dev.is_empty() {
-        bail!(
-            "--max-seq-len {}: no {} example has a response token left after the prompt; raise --max-seq-len",
-            config.max_seq_len,
-            if train.is_empty() { "training" } else { "held-out" }
-        );
-    }
-    Ok(PreparedData {
+    PreparedData {
         source,
         total_rows,
         batcher: lm_batcher(&config.model, llama, config.max_seq_len, PaddingSide::Right)?,
@@ -122,7 +115,8 @@ pub(crate) fn prepare_sft(config: &LmConfig, llama: &LlamaConfig) -> anyhow::Res
         dev,
         train_report,
         dev_report,
-    })
+    }
+    .checked(config.max_seq_len)
 }
 
 /// The sequences with at least one scored token, and what was cut or dropped.

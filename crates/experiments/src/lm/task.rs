@@ -41,9 +41,15 @@ pub struct LmTrainTask<B: AutodiffBackend> {
     pub device: B::Device,
     /// Held-out prompts generated from after each evaluation (none: no samples).
     pub samples: Option<SampleSet>,
+    /// The model and data files the run reads (fingerprinted; `--resume` checks them).
+    pub inputs: Vec<std::path::PathBuf>,
 }
 
 impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for LmTrainTask<B> {
+    fn input_files(&self) -> Vec<std::path::PathBuf> {
+        self.inputs.clone()
+    }
+
     fn train_loader(
         &self,
         epoch: usize,
@@ -94,6 +100,7 @@ impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for LmTrainTask<B> {
         model: CausalLmModel<B>,
         dir: &Path,
     ) -> anyhow::Result<CausalLmModel<B>> {
+        let step_threads = model.step_threads;
         let inner = match &self.adapter {
             Some(_) => {
                 let mut inner = model.inner;
@@ -107,7 +114,9 @@ impl<B: AutodiffBackend> TrainTask<B, CausalLmModel<B>> for LmTrainTask<B> {
                 .with_context(|| format!("loading the fine-tuned model in {}", dir.display()))?
                 .set_full_finetune(true),
         };
-        Ok(with_stable_param_ids(CausalLmModel { inner }))
+        Ok(with_stable_param_ids(
+            CausalLmModel::new(inner).with_step_threads(step_threads),
+        ))
     }
 
     /// Writes `samples/step-N.jsonl`: greedy generations of the sample prompts.

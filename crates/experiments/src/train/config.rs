@@ -170,6 +170,13 @@ pub fn resolve<C: RunConfig>(
     Ok(config)
 }
 
+/// The default run folder of a job: `runs/<job>-<method>[-r<r>]-seed<seed>` (`r` is `None`
+/// for methods without an adapter).
+pub fn default_run_folder(job: &str, method: &str, r: Option<usize>, seed: u64) -> PathBuf {
+    let rank = r.map(|r| format!("-r{r}")).unwrap_or_default();
+    PathBuf::from("runs").join(format!("{job}-{method}{rank}-seed{seed}"))
+}
+
 /// The file name of `path` (what a fingerprint keeps of a path that may move).
 pub fn file_name(path: &Path) -> PathBuf {
     PathBuf::from(

@@ -25,12 +25,21 @@
 //! - a trainable head `[h → h]` (pooler) and `[h → classes]` on the first token: forward
 //!   `2·(h² + h·classes)`, backward twice that.
 //!
+//! - a decoder (LLaMA family) counts its seven block linears the same way, attention over
+//!   `num_attention_heads · head_dim` (all of `L²`, though causal: the products are computed
+//!   whole), and the output projection `h → vocab` at every position as one more frozen
+//!   layer (trainable with full fine-tuning; tied to the embeddings or not, one product).
+//!
 //! So a step's FLOPs are `Σ_sequences Σ_layers (4·L·d_in·d_out + adapter terms) +
 //! Σ_sequences layers·12·L²·h + per-step Bat terms + head`.
 
 use bone_module::{AdaptedLinear, Adapter, AdapterHost};
 use burn::tensor::backend::Backend;
-use models::SequenceClassificationModel;
+use models::{LlamaForCausalLM, SequenceClassificationModel};
+
+use super::job::RunSummary;
+use crate::cpu::CpuInfo;
+use crate::device::BackendKind;
 
 /// How far the backward pass goes into the frozen base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +185,26 @@ impl ModelFlops {
         }
     }
 
+    /// The count for a LLaMA-family decoder as it is (its adapters attached); no head beyond
+    /// the output projection, which is counted among the linears.
+    pub fn causal_lm<B: Backend>(model: &LlamaForCausalLM<B>, base: BaseBackward) -> Self {
+        let mut linears = Vec::new();
+        model.visit_linears(&mut |layer| linears.push(LinearFlops::of(layer)));
+        let config = model.config();
+        linears.push(LinearFlops {
+            d_in: config.hidden_size,
+            d_out: config.vocab_size,
+            adapters: Vec::new(),
+        });
+        Self {
+            linears,
+            attention_layers: config.num_hidden_layers,
+            hidden: config.num_attention_heads * config.head_dim(),
+            head: Vec::new(),
+            base,
+        }
+    }
+
     /// Forward + backward FLOPs of one step over sequences of the given real lengths.
     pub fn step_flops(&self, lengths: &[usize]) -> f64 {
         let tokens: f64 = lengths.iter().map(|&l| l as f64).sum();
@@ -253,6 +282,32 @@ impl Mfu {
             theoretical_peak_gflops: gflops.filter(|p| *p > 0.0),
             ..self
         }
+    }
+
+    /// The figures of a finished run: `flops_per_step` (`None`: unknown) over its steps and
+    /// training time, against `gemm_peak` and, on the CPU, its theoretical peak. `None` when
+    /// no step ran.
+    pub fn of_run(
+        flops_per_step: Option<f64>,
+        run: &RunSummary,
+        gemm_peak: Option<f64>,
+        backend: BackendKind,
+    ) -> Option<Self> {
+        let flops = flops_per_step.filter(|_| run.steps > 0)?;
+        let seconds_per_step = run.train_seconds / run.steps as f64;
+        Some(
+            Self::new(flops, seconds_per_step, gemm_peak)
+                .with_theoretical_peak(backend.is_cpu().then(|| CpuInfo::detect().peak_gflops())),
+        )
+    }
+
+    /// `0.12 GFLOP/step, 12.3 GFLOP/s model (…)`: the end line's part.
+    pub fn describe_step(&self) -> String {
+        format!(
+            "{:.2} GFLOP/step, {}",
+            self.flops_per_step / 1e9,
+            self.describe()
+        )
     }
 
     /// `12.3 GFLOP/s model (9 % of the 140 GFLOP/s GEMM peak)`.
@@ -344,6 +399,44 @@ mod tests {
     }
 
     #[test]
+    fn a_decoder_counts_its_block_linears_attention_and_output_projection() {
+        use bone_module::{AdapterConfig, AdapterHostExt, AdapterSpec};
+        type B = burn::backend::Flex;
+        // stories260K's shape: 2 layers of width 64, 8 heads of 8 (4 KV heads), MLP 172.
+        let config = models::LlamaConfig::from_value(
+            &serde_json::json!({
+                "model_type": "llama", "hidden_size": 64, "intermediate_size": 172,
+                "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4,
+                "vocab_size": 512, "max_position_embeddings": 512, "rms_norm_eps": 1e-5,
+                "tie_word_embeddings": true
+            }),
+            std::path::Path::new("config.json"),
+        )
+        .unwrap();
+        let mut model = config.init::<B>(&Default::default());
+        let products_per_layer = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 172;
+        let linears = (2 * products_per_layer + 64 * 512) as f64;
+        let frozen = ModelFlops::causal_lm(&model, BaseBackward::Input);
+        assert_eq!(frozen.hidden, 64);
+        assert_eq!(frozen.linears.len(), 2 * 7 + 1);
+        assert_eq!(
+            frozen.step_flops(&[3, 1]),
+            4.0 * 4.0 * linears + 12.0 * 10.0 * 64.0 * 2.0
+        );
+        let targets = models::targets::parse_targets("q_proj", models::ModelFamily::Llama);
+        let adapter = AdapterConfig::from_spec(&AdapterSpec::bone(16), targets);
+        model
+            .add_adapter("a", &adapter, &Default::default())
+            .unwrap();
+        let bone = ModelFlops::causal_lm(&model, BaseBackward::Input).step_flops(&[3, 1]);
+        // Two q_proj blocks [16, 64], 6 products each per token, over 4 tokens.
+        assert_eq!(
+            bone - frozen.step_flops(&[3, 1]),
+            2.0 * 6.0 * 4.0 * 16.0 * 64.0
+        );
+    }
+
+    #[test]
     fn mfu_is_the_share_of_the_peak() {
         let m = Mfu::new(1e9, 0.1, Some(200.0));
         assert!((m.flops_per_second - 1e10).abs() < 1e-3);
@@ -353,6 +446,10 @@ mod tests {
             "10.0 GFLOP/s model (5 % of the 200 GFLOP/s GEMM peak)"
         );
         assert_eq!(Mfu::new(1e9, 0.1, None).mfu, None);
+        assert_eq!(
+            m.describe_step(),
+            "1.00 GFLOP/step, 10.0 GFLOP/s model (5 % of the 200 GFLOP/s GEMM peak)"
+        );
         assert_eq!(
             m.with_theoretical_peak(Some(400.0)).describe(),
             "10.0 GFLOP/s model (5 % of the 200 GFLOP/s GEMM peak), 2 % of the CPU's 400 GFLOP/s"

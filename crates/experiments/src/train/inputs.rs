@@ -82,6 +82,34 @@ impl FileFingerprint {
     }
 }
 
+/// The files of a model a run reads: `model` itself when it is a file (a GGUF), else those of
+/// the folder among `config.json`, `tokenizer.json` and `tokenizer_config.json`, then its
+/// weight files (`*.safetensors`, `*.bin`, `*.gguf`) in name order.
+///
+/// # Errors
+/// The folder cannot be listed (naming it).
+pub fn model_files(model: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if model.is_file() {
+        return Ok(vec![model.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = ["config.json", "tokenizer.json", "tokenizer_config.json"]
+        .iter()
+        .map(|name| model.join(name))
+        .filter(|path| path.is_file())
+        .collect();
+    let mut weights: Vec<PathBuf> = std::fs::read_dir(model)
+        .with_context(|| format!("listing {}", model.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|x| x == "safetensors" || x == "bin" || x == "gguf")
+        })
+        .collect();
+    weights.sort();
+    files.extend(weights);
+    Ok(files)
+}
+
 /// Records the fingerprints of `files` in `<run>/inputs.json`.
 ///
 /// # Errors

@@ -28,6 +28,19 @@ pub fn check_max_seq_len(max_seq_len: usize, limit: usize, model_dir: &Path) -> 
     Ok(())
 }
 
+/// The warning for a rotary decoder asked for `max_seq_len` tokens when its config says
+/// `max_position_embeddings` is `limit` (`None` within it). Rotary positions past the limit
+/// compute (nothing indexes out of bounds) but were never trained: quality usually drops.
+pub fn rope_position_warning(max_seq_len: usize, limit: usize, model: &Path) -> Option<String> {
+    (max_seq_len > limit).then(|| {
+        format!(
+            "--max-seq-len {max_seq_len} is above the model's max_position_embeddings {limit} \
+             ({}); positions past {limit} were not trained",
+            config_source(model).display()
+        )
+    })
+}
+
 /// Where a model's config comes from: `config.json` of a folder, or the GGUF file itself.
 fn config_source(model: &Path) -> std::path::PathBuf {
     if model.is_file() {

@@ -39,7 +39,7 @@ pub use lock::{RunLock, LOCK_FILE};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use parallel::{
     data_parallel_step, default_step_threads, keep_products_on_step_threads, parallel_step,
-    PartRows,
+    parallel_step_of, PartRows,
 };
 pub use renderer::QuietRenderer;
 pub use report::{write_metrics, write_plot};

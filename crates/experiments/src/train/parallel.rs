@@ -58,6 +58,25 @@ where
     F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
 {
     let total: usize = parts.iter().map(PartRows::rows).sum();
+    parallel_step_of(model, parts, total, step)
+}
+
+/// [`parallel_step`] for `parts` that are a share of a batch weighing `total` in all (rows,
+/// or scored tokens): each part's mean loss is weighted by `rows / total`, so the gradients
+/// of several calls over the batch's parts add up to those of its mean loss.
+pub fn parallel_step_of<B, M, I, O, F>(
+    model: &M,
+    parts: Vec<I>,
+    total: usize,
+    step: F,
+) -> (GradientsParams, Vec<O>)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Send,
+    I: Send + PartRows,
+    O: Send,
+    F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
+{
     let device = model_device(model);
     let results = run_parts(model, parts, total, std::slice::from_ref(&device), &step);
     let mut accumulator = GradientsAccumulator::<M>::new();
@@ -89,17 +108,10 @@ where
     O: Send,
     F: Fn(&M, I) -> (Tensor<B, 1>, O) + Sync,
 {
-    let device = model_device(model);
     let Some(world) = super::distributed::active() else {
-        let results = run_parts(model, parts, total, std::slice::from_ref(&device), &step);
-        let mut accumulator = GradientsAccumulator::<M>::new();
-        let mut outputs = Vec::with_capacity(results.len());
-        for (grads, output, _) in results {
-            accumulator.accumulate(model, grads);
-            outputs.push(output);
-        }
-        return (accumulator.grads(), outputs);
+        return parallel_step_of(model, parts, total, step);
     };
+    let device = model_device(model);
     let devices = world.devices_on::<B>(&device);
     let results = run_parts(model, parts, total, &devices, &step);
     let mut per_device: Vec<Option<GradientsAccumulator<M>>> =
