@@ -3,11 +3,11 @@
 //! (sequence length, tokenizer ids, `--r`, memory), outputs completed after a kill, stale
 //! temporary folders; and, in process, the checkpoint writer killed at every rename.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use experiments::train::{CheckpointStore, TrainerState};
 
@@ -263,6 +263,85 @@ fn a_second_sigint_exits_at_once_with_130() {
         ),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Ctrl-C on the dashboard: burn-train's TUI holds the terminal in raw mode (no `ISIG`), yet
+/// the key reaches the run as SIGINT, which writes a checkpoint, leaves the dashboard, prints
+/// the resume command and exits 130. The terminal is a pseudo-terminal of util-linux `script`;
+/// the byte 0x03 written to it is what the Ctrl-C key sends.
+#[test]
+fn ctrl_c_on_the_dashboard_checkpoints_and_exits_130() {
+    let dir = tmp("ctrl-c");
+    let mut args = sized(&dir, 256, 1);
+    set(&mut args, &["--display", "tui"]);
+    let command_line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_glue-sst2").to_string())
+        .chain(args)
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("stty cols 120 rows 40; exec {}", command_line.join(" ")),
+            "/dev/null",
+        ])
+        .env_remove("BONE_DATA_ROOT")
+        .env_remove("BONE_DEVICE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    // The dashboard's output must be drained, or the run blocks writing it.
+    let mut stdout = child.stdout.take().unwrap();
+    let screen = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let latest = dir.join("checkpoints/latest");
+    let start = Instant::now();
+    while !latest.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before its first checkpoint");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut keyboard = child.stdin.take().unwrap();
+    keyboard.write_all(b"\x03").unwrap();
+    keyboard.flush().unwrap();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopped.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("Ctrl-C did not stop the run within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(keyboard);
+    let screen = screen.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert!(
+        screen.contains("SIGINT: stopping at the next step boundary and writing a checkpoint"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("; continue with: --resume {}", dir.display())),
+        "{screen}"
+    );
+    let newest = std::fs::read_to_string(&latest).unwrap();
+    assert!(dir
+        .join("checkpoints")
+        .join(newest.trim())
+        .join("manifest.json")
+        .is_file());
     let _ = std::fs::remove_dir_all(dir);
 }
 

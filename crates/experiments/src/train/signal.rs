@@ -5,6 +5,10 @@
 //!
 //! The signals are received on a thread of their own (signal-hook's iterator), so nothing
 //! but an atomic store happens in the signal handler itself.
+//!
+//! burn-train's dashboard puts the terminal in raw mode, which turns the terminal's `ISIG`
+//! off: Ctrl-C would arrive as a key the dashboard ignores. While a run lives, a thread turns
+//! `ISIG` back on whenever it finds it off (every 100 ms), so Ctrl-C stays SIGINT.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -36,6 +40,40 @@ pub fn install() {
         }
         Err(e) => eprintln!("warning: cannot watch for SIGINT/SIGTERM: {e}"),
     });
+    INSTALL_CTRL_C.call_once(keep_ctrl_c_a_signal);
+}
+
+static INSTALL_CTRL_C: Once = Once::new();
+
+/// Starts the thread that keeps Ctrl-C a signal on the terminal of stdin (none when stdin is
+/// not a terminal).
+fn keep_ctrl_c_a_signal() {
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("bone-ctrl-c".into())
+        .spawn(|| loop {
+            turn_isig_on(libc::STDIN_FILENO);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: Ctrl-C may not reach the run while the dashboard shows: {e}");
+    }
+}
+
+/// Sets `ISIG` on terminal `fd` if it is off (raw mode); returns whether it changed it.
+fn turn_isig_on(fd: libc::c_int) -> bool {
+    // SAFETY: `termios` is plain old data; tcgetattr fills it for a valid descriptor (its
+    // result is checked) and tcsetattr only reads it.
+    unsafe {
+        let mut term: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut term) != 0 || term.c_lflag & libc::ISIG != 0 {
+            return false;
+        }
+        term.c_lflag |= libc::ISIG;
+        libc::tcsetattr(fd, libc::TCSANOW, &term) == 0
+    }
 }
 
 /// The first signal: remember it (the trainer polls [`received`]). A second: exit now.
