@@ -463,6 +463,11 @@ fn bad_input_gets_clear_errors() {
         ),
         (
             "--threads",
+            "0",
+            "--threads 0: expected a positive number".to_string(),
+        ),
+        (
+            "--threads",
             too_many.as_str(),
             format!(
                 "--threads {too_many}: expected at most {} (4 per core, {cores} cores)",

@@ -227,6 +227,11 @@ fn r_wider_than_a_layer_and_an_impossible_memory_estimate_are_refused() {
     std::fs::write(&data, chat_rows(10)).unwrap();
     let out = dir.join("run");
     let base = sft_args(&model, data.to_str().unwrap(), out.to_str().unwrap());
+    let err = crate::metamath_cli::sft_fails(&[base.clone(), vec!["--threads", "0"]].concat());
+    assert!(
+        err.contains("error: --threads 0: expected a positive number"),
+        "{err}"
+    );
     let err = crate::metamath_cli::sft_fails(&[base.clone(), vec!["--r", "100"]].concat());
     assert!(
         err.contains(

@@ -419,9 +419,6 @@ fn validate(config: &GlueConfig) -> anyhow::Result<()> {
             bail!("--{flag} 0: expected a positive number");
         }
     }
-    if config.threads == Some(0) {
-        bail!("--threads 0: expected a positive number");
-    }
     crate::train::job::check_shared_flags(
         config.max_grad_norm,
         config.weight_decay,

@@ -563,9 +563,6 @@ fn validate(config: &LmConfig) -> anyhow::Result<()> {
     if config.method.has_adapter() && config.r == 0 {
         bail!("--r 0: expected a positive rank");
     }
-    if config.threads == Some(0) {
-        bail!("--threads 0: expected a positive number");
-    }
     crate::train::job::check_shared_flags(
         config.max_grad_norm,
         config.weight_decay,

@@ -413,7 +413,8 @@ pub fn default_hint(model: &models::hub::DefaultModel) -> String {
 }
 
 /// Checks the optimiser and thread flags every job shares: `--max-grad-norm` finite and ≥ 0
-/// (0 disables clipping), `--weight-decay` finite and ≥ 0, `--threads` at most four per core.
+/// (0 disables clipping), `--weight-decay` finite and ≥ 0, `--threads` positive and at most
+/// four per core.
 ///
 /// # Errors
 /// The first bad value, naming its flag and what is expected.
@@ -422,6 +423,9 @@ pub fn check_shared_flags(
     weight_decay: f64,
     threads: Option<usize>,
 ) -> anyhow::Result<()> {
+    if threads == Some(0) {
+        anyhow::bail!("--threads 0: expected a positive number");
+    }
     if !(max_grad_norm.is_finite() && max_grad_norm >= 0.0) {
         anyhow::bail!(
             "--max-grad-norm {max_grad_norm}: expected a finite number ≥ 0 (0 disables clipping)"
