@@ -310,7 +310,11 @@ fn plan(options: &Options, paths: &Paths) -> Vec<Step> {
         "tests:bone-module/suite".into(),
         if dry { 120 } else { 100 },
         Work::Test {
-            binary: "test:bone-module/suite".into(),
+            binary: if dry {
+                "test:bone-module/wgpu_suite".into()
+            } else {
+                "test:bone-module/suite".into()
+            },
             package: "bone-module",
             args: if dry {
                 vec![

@@ -1,9 +1,10 @@
 //! `cargo xtask …`: the project's chores.
 //!
 //! - `cargo xtask ci` — every check CI runs, in CI's order: formatting, clippy, the test
-//!   suite on NdArray, the examples, the adapter tests on WGPU (Mesa lavapipe without a GPU),
-//!   a CUDA type-check and the GPU check's dry run. `--skip STEP` leaves a step out (`fmt`,
-//!   `clippy`, `test`, `examples`, `wgpu`, `cuda`, `gpu`).
+//!   suite on NdArray with the adapter suite on WGPU in the same build (Mesa lavapipe without
+//!   a GPU), the examples, a CUDA type-check and the GPU check's dry run. `--skip STEP` leaves
+//!   a step out (`fmt`, `clippy`, `test`, `examples`, `wgpu` — the WGPU suite within `test`,
+//!   `cuda`, `gpu`).
 //! - `cargo xtask gpu [--dry-run] [--out DIR] [--budget-secs N]` — the GPU check on a machine
 //!   with the NVIDIA driver (see [`gpu`]): CUDA tests, benchmarks and training runs in a
 //!   bounded time, results in one folder.
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
 const HELP: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci [--skip STEP]...     fmt, clippy, test (ndarray), examples (run each), wgpu (adapter tests on WGPU), cuda (cargo check),
+  ci [--skip STEP]...     fmt, clippy, test (ndarray; with the adapter suite on WGPU unless --skip wgpu), examples (run each), cuda (cargo check),
                           gpu (`gpu --dry-run --out runs/gpu-check-dry`)
   fuzz [--secs N]         fuzz the parsers of user files (safetensors, config.json, adapter_config.json,
                           TSV, JSONL, GGUF) for N seconds each (default 30): no panic, bounded memory
@@ -132,12 +133,16 @@ fn workspace_root() -> PathBuf {
 
 /// Runs `cargo ARGS` in the workspace root, echoing the command and its duration.
 fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
-    let line = format!("cargo {}", args.join(" "));
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.args(args).envs(envs.iter().copied());
+    timed(&format!("cargo {}", args.join(" ")), command)
+}
+
+/// Runs `command` in the workspace root as `line`, echoing it, its duration and the disk.
+fn timed(line: &str, mut command: Command) -> Result<(), String> {
     println!("\n==> {line}");
     let start = Instant::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .envs(envs.iter().copied())
+    let status = command
         .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("could not start `{line}`: {e}"))?;
@@ -190,22 +195,36 @@ fn ci(args: &[String]) -> Result<(), String> {
         )?;
     }
     if run("test") {
-        cargo(&["test", "--workspace"], &[])?;
+        // One build for the NdArray tests and the adapter suite on WGPU (bone-module's
+        // `wgpu_suite`; Mesa's lavapipe runs it on the CPU): a separate `-p bone-module
+        // --features wgpu` build resolved features anew and rebuilt everything (9 minutes).
+        let mut args = vec!["test", "--workspace"];
+        if run("wgpu") {
+            args.extend(["--features", "bone-module/wgpu"]);
+        }
+        cargo(&args, &[])?;
     }
     if run("examples") {
-        // `cargo test` has built them (dev profile); each runs in seconds to a minute.
         for example in EXAMPLES {
-            cargo(
-                &[
+            if run("test") {
+                // `cargo test --workspace` has just built them (and put them in
+                // target/debug/examples/); `cargo run -p bone-examples` would resolve features
+                // for that one package and rebuild the Burn stack (about 4 minutes cold).
+                let exe = target_dir()
+                    .join("debug/examples")
+                    .join(format!("{example}{}", std::env::consts::EXE_SUFFIX));
+                timed(&format!("examples/{example}"), Command::new(exe))?;
+            } else {
+                let args = [
                     "run",
                     "--quiet",
                     "-p",
                     "bone-examples",
                     "--example",
                     example,
-                ],
-                &[],
-            )?;
+                ];
+                cargo(&args, &[])?;
+            }
         }
     }
     if std::env::var_os("CI").is_some() {
@@ -215,10 +234,6 @@ fn ci(args: &[String]) -> Result<(), String> {
             "\n(CI) removed the linked executables of target/debug: {:.2} GiB freed",
             freed as f64 / (1u64 << 30) as f64
         );
-    }
-    if run("wgpu") {
-        // The same adapter suite on the WGPU backend; Mesa's lavapipe runs it on the CPU.
-        cargo(&["test", "-p", "bone-module", "--features", "wgpu"], &[])?;
     }
     if run("cuda") {
         // CUDA compiles with no toolkit (cudarc loads the driver at run time).

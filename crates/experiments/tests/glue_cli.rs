@@ -36,6 +36,14 @@ fn fails(bin: &str, args: &[&str], code: i32) -> String {
 }
 
 /// The CI slice: 128 train / 64 dev sentences, length 32, 2 epochs of 4 steps.
+/// The values of a burn-train metric log (`value` or `value,count` per line).
+fn metric_log(path: &std::path::Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
 fn slice<'a>(out: &'a str, model: &'a str, root: &'a str) -> Vec<&'a str> {
     vec![
         "--model",
@@ -192,6 +200,27 @@ fn the_ci_slice_trains_writes_the_run_folder_and_resumes_exactly() {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-4, "step losses differ: {a:?} vs {b:?}");
+    }
+    // burn-train's per-epoch logs (the dashboard's summary reads them) hold every step and
+    // dev batch of both epochs, as the uninterrupted run's do: the resumed process appended
+    // epoch 2's last 3 steps to the first process's step 5, and left epoch 1's log alone.
+    for log in [
+        "train/epoch-1/Loss.log",
+        "train/epoch-2/Loss.log",
+        "valid/epoch-1/Loss.log",
+        "valid/epoch-2/Loss.log",
+    ] {
+        let (a, b) = (metric_log(&part.join(log)), metric_log(&full.join(log)));
+        let lines = if log.starts_with("train") { 4 } else { 2 };
+        assert_eq!(b.len(), lines, "{log} of the uninterrupted run: {b:?}");
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{log}: resumed {a:?} vs uninterrupted {b:?}"
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "{log}: {a:?} vs {b:?}");
+        }
     }
 
     // A finished run cannot be resumed; changed flags are refused.

@@ -34,14 +34,13 @@ fn commands(dry_run: bool) -> Vec<Vec<&'static str>> {
                 "--features",
                 "bone-module/cuda,models/cuda,experiments/cuda",
             ],
-            // The same units as ci's wgpu step.
+            // The same units as ci's test step (WGPU suite included).
             vec![
                 "test",
                 "--no-run",
-                "-p",
-                "bone-module",
+                "--workspace",
                 "--features",
-                "wgpu",
+                "bone-module/wgpu",
                 json,
             ],
         ]

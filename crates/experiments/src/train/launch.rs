@@ -9,6 +9,7 @@ use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainStep, TrainingStrategy};
 
+use super::metric_log::RunMetricLogger;
 use super::optim::SharedOptimizer;
 use super::renderer::QuietRenderer;
 use super::run_dir::RunDir;
@@ -91,7 +92,9 @@ where
     let outcome = trainer.outcome();
     let epochs = trainer.options().epochs;
     let dataloader_train = trainer.first_loader();
+    let logger = RunMetricLogger::new(run.root(), trainer.resume_point());
     let training = SupervisedTraining::new(run.root(), dataloader_train, dataloader_valid)
+        .with_metric_logger(logger)
         .with_training_strategy(TrainingStrategy::Custom(Arc::new(trainer)))
         .num_epochs(epochs);
     let training = register(training);

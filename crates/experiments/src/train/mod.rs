@@ -18,6 +18,7 @@ pub mod job;
 mod launch;
 pub mod limits;
 mod lock;
+mod metric_log;
 mod optim;
 mod parallel;
 mod renderer;
@@ -36,6 +37,7 @@ pub use checkpoint::{
 };
 pub use launch::{launch, DisplayChoice, ProgressDisplay, Training};
 pub use lock::{RunLock, LOCK_FILE};
+pub use metric_log::{trim_logs, ResumePoint, RunMetricLogger};
 pub use optim::{clip_global_norm, with_stable_param_ids, SharedOptimizer};
 pub use parallel::{
     data_parallel_step, default_step_threads, keep_products_on_step_threads, parallel_step,

@@ -22,6 +22,7 @@ use burn::train::{
 use super::checkpoint::{write_synced, CheckpointStore, OPTIMIZER_FILE, TRAINABLE_DIR};
 use super::epoch::{Components, Pass};
 use super::lock::RunLock;
+use super::metric_log::{trim_logs, ResumePoint};
 use super::optim::SharedOptimizer;
 use super::resume::{check_run_folder, resumable};
 use super::run_dir::RunDir;
@@ -194,6 +195,7 @@ where
             super::inputs::verify(&run, &task.input_files())?;
             run.remove_stale_temps();
             let (model, state) = Self::restore(task, &run, model, optimizer, &fingerprint, device)?;
+            trim_logs(run.root(), ResumePoint::of(&state))?;
             Ok((run, model, state))
         } else {
             let run = RunDir::create(out)?.with_lock(lock);
@@ -202,7 +204,10 @@ where
             saved.set_out(out.to_path_buf());
             super::config::save(&saved, &run.config_path())?;
             super::inputs::record(&run, &task.input_files())?;
-            Ok((run, model, TrainerState::new(fingerprint, total_steps)))
+            let state = TrainerState::new(fingerprint, total_steps);
+            // A restarted folder's dead run may have left logs.
+            trim_logs(run.root(), ResumePoint::of(&state))?;
+            Ok((run, model, state))
         }
     }
 
@@ -211,6 +216,11 @@ where
     pub fn first_loader(&self) -> TrainLoader<Components<B, M, O>> {
         let state = self.start.lock().unwrap_or_else(|p| p.into_inner());
         self.task.train_loader(state.epoch, state.batches_done)
+    }
+
+    /// Where this process starts in the run (for the metric logs).
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint::of(&self.start.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A handle on the outcome, filled in when training returns.

@@ -9,16 +9,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 
-/// The backend every test runs on: NdArray by default, WGPU or CUDA with their features
-/// (CUDA first when both are on).
-#[cfg(feature = "cuda")]
-pub type TB = burn::backend::Cuda;
-/// The backend every test runs on: NdArray by default, WGPU or CUDA with their features.
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-pub type TB = burn::backend::Wgpu;
-/// The backend every test runs on: NdArray by default, WGPU or CUDA with their features.
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-pub type TB = burn::backend::NdArray;
+/// The backend of the suite: chosen by its test target (`TB` in `suite/main.rs`, `wgpu_suite.rs`).
+pub use crate::TB;
 
 pub fn device() -> burn::tensor::Device<TB> {
     Default::default()
